@@ -1,0 +1,38 @@
+#include "proxy/net.hpp"
+
+namespace pglens::proxy {
+
+awaitable<std::optional<OwnedMessage>> MessageReader::read(tcp::socket& socket) {
+  OwnedMessage message;
+  bool have_header = false;
+  while (true) {
+    while (begin_ < end_) {
+      auto r = decoder_.next({buffer_.data() + begin_, end_ - begin_});
+      begin_ += r.consumed;
+      if (r.status == protocol::DecodeStatus::Error) {
+        error_ = r.error;
+        co_return std::nullopt;
+      }
+      if (r.status == protocol::DecodeStatus::NeedMore) break;
+      const auto& f = r.frame;
+      if (f.kind == protocol::FrameKind::StreamStart) {
+        message.type = f.type;
+        have_header = true;
+        continue;
+      }
+      if (f.kind == protocol::FrameKind::StreamChunk && !have_header) continue;
+      message.type = f.type;
+      message.body.insert(message.body.end(), f.data.begin(), f.data.end());
+      if (f.last) co_return message;
+    }
+    begin_ = end_ = 0;
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer_), use_nothrow);
+    if (ec) {
+      error_ = ec == asio::error::eof ? "connection closed" : ec.message();
+      co_return std::nullopt;
+    }
+    end_ = n;
+  }
+}
+
+}  // namespace pglens::proxy

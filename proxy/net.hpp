@@ -1,0 +1,56 @@
+// Asio aliases and the small socket helpers the proxy's coroutines share.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "proxy/protocol/decoder.hpp"
+#include "proxy/protocol/messages.hpp"
+
+namespace pglens::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using boost::system::error_code;
+// Expected failures (EOF, reset, cancellation) come back as values, not exceptions.
+inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using Clock = std::chrono::steady_clock;
+
+// A whole message read during a handshake (small, so owning its body is fine).
+struct OwnedMessage {
+  char type = 0;
+  protocol::Bytes body;
+};
+
+// Reads whole messages from a socket through a MessageDecoder. Used only where messages are
+// small and the peer waits for an answer (startup, authentication), never on the forwarding path.
+class MessageReader {
+ public:
+  explicit MessageReader(protocol::Direction dir) : decoder_(dir) {}
+
+  // nullopt with error() set on EOF, socket error or protocol error.
+  awaitable<std::optional<OwnedMessage>> read(tcp::socket& socket);
+  const std::string& error() const { return error_; }
+  // Bytes read past the last returned message (the forwarding loop takes them over).
+  protocol::ByteView pending() const { return {buffer_.data() + begin_, end_ - begin_}; }
+
+ private:
+  protocol::MessageDecoder decoder_;
+  std::array<std::uint8_t, 8192> buffer_{};
+  std::size_t begin_ = 0, end_ = 0;
+  std::string error_;
+};
+
+// Writes a whole buffer; false when the peer is gone.
+inline awaitable<bool> write_all(tcp::socket& socket, protocol::ByteView bytes) {
+  auto [ec, n] =
+      co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_nothrow);
+  co_return !ec;
+}
+
+}  // namespace pglens::proxy

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite: unit tests, then integration
+# tests against a throwaway PostgreSQL that ctest starts and removes. Then the unit tests once
+# more under AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+./scripts/build.sh
+ctest --test-dir build --output-on-failure --no-tests=error
+
+echo "== unit tests under ASan/UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGLENS_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$(nproc)" --target pglens_unit_tests
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir build-asan -L unit --output-on-failure --no-tests=error

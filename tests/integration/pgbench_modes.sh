@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# pgbench through pglens: tpcb-like, 16 clients, 10 s, in each query mode, with zero errors.
+source "$(dirname "$0")/../support/lib.sh"
+start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT"
+seconds=${PGLENS_PGBENCH_SECONDS:-10}
+
+pgbench -p "$PG_DIRECT_PORT" -i -s 4 -q pglens_test >/dev/null 2>&1 || fail "pgbench -i failed"
+for mode in simple extended prepared; do
+  out=$(pgbench -p "$PGLENS_PORT" -c 16 -j 2 -T "$seconds" -M "$mode" pglens_test 2>&1) || {
+    echo "$out"
+    fail "pgbench -M $mode exited non-zero"
+  }
+  tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)
+  processed=$(grep -oP 'number of transactions actually processed: \K[0-9]+' <<<"$out")
+  failed=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$out")
+  echo "pgbench -M $mode: $processed transactions, $failed failed, $tps tps"
+  [ "$failed" = 0 ] || fail "pgbench -M $mode had $failed failed transactions"
+  [ "$processed" -gt 0 ] || fail "pgbench -M $mode processed nothing"
+done

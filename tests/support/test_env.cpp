@@ -1,0 +1,224 @@
+#include "tests/support/test_env.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace pglens::test {
+
+namespace {
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+std::string cluster_dir() {
+  return env_or("PGLENS_TEST_CLUSTER_DIR", PGLENS_DEFAULT_CLUSTER_DIR);
+}
+std::string pglens_bin() {
+  return env_or("PGLENS_BIN", PGLENS_DEFAULT_BIN);
+}
+
+bool port_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
+const Cluster& Cluster::get() {
+  static const Cluster cluster = [] {
+    Cluster c;
+    std::ifstream in(cluster_dir() + "/env");
+    std::string line;
+    while (std::getline(in, line)) {
+      auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      auto key = line.substr(0, eq), value = line.substr(eq + 1);
+      if (key == "PGLENS_PGHOST") c.host = value;
+      if (key == "PGLENS_PGPORT") c.port = std::stoi(value);
+    }
+    if (c.port == 0)
+      throw std::runtime_error("no test cluster at " + cluster_dir() + " (ctest starts it)");
+    return c;
+  }();
+  return cluster;
+}
+
+std::string Cluster::url(const std::string& credentials) const {
+  return "postgresql://" + (credentials.empty() ? "" : credentials + "@") + host + ":" +
+         std::to_string(port);
+}
+
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+Proxy::Proxy(std::vector<std::string> args) {
+  port_ = free_port();
+  args.insert(args.begin(), {pglens_bin(), "--listen", "127.0.0.1:" + std::to_string(port_)});
+  char tmpl[] = "/tmp/pglens-test-log-XXXXXX";
+  int log_fd = ::mkstemp(tmpl);
+  log_path_ = tmpl;
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::perror("execv pglens");
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  for (int i = 0; i < 200 && !port_accepts(port_); ++i) {
+    if (!running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  if (!port_accepts(port_)) ADD_FAILURE() << "pglens did not start listening:\n" << log();
+}
+
+Proxy::~Proxy() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 200; ++i) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    if (pid_ > 0) {
+      ADD_FAILURE() << "pglens did not exit within 5 s of SIGTERM";
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  if (::testing::Test::HasFailure())
+    std::cerr << "---- pglens log ----\n" << log() << "--------------------\n";
+  ::unlink(log_path_.c_str());
+}
+
+bool Proxy::running() const {
+  int status = 0;
+  return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
+}
+
+std::string Proxy::conninfo(const std::string& user, const std::string& db,
+                            const std::string& extra) const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + user + " dbname=" + db +
+         " connect_timeout=10 " + extra;
+}
+
+std::string Proxy::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Connection connect(const std::string& conninfo) {
+  Connection c(PQconnectdb(conninfo.c_str()));
+  if (PQstatus(c.get()) != CONNECTION_OK)
+    ADD_FAILURE() << "connect(" << conninfo << "): " << PQerrorMessage(c.get());
+  return c;
+}
+
+Result exec(PGconn* conn, const std::string& sql) {
+  return Result(PQexec(conn, sql.c_str()));
+}
+
+std::string scalar(PGconn* conn, const std::string& sql) {
+  auto r = exec(conn, sql);
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+    return std::string("<error: ") + PQerrorMessage(conn) + ">";
+  if (PQntuples(r.get()) != 1 || PQnfields(r.get()) != 1) return "<not one value>";
+  return PQgetisnull(r.get(), 0, 0) ? "<null>" : PQgetvalue(r.get(), 0, 0);
+}
+
+RawSocket::RawSocket(int port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("RawSocket: cannot connect to port " + std::to_string(port));
+}
+
+RawSocket::~RawSocket() {
+  ::close(fd_);
+}
+
+void RawSocket::send(const std::vector<std::uint8_t>& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;  // the peer may already have closed: that is what some tests expect
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+void RawSocket::send(const std::string& bytes) {
+  send(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+}
+
+std::vector<std::uint8_t> RawSocket::read_until_closed(std::chrono::milliseconds timeout) {
+  std::vector<std::uint8_t> out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return out;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
+    std::uint8_t buf[4096];
+    auto n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) {
+      closed_ = true;
+      return out;
+    }
+    out.insert(out.end(), buf, buf + n);
+  }
+}
+
+CommandResult run(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  while (auto n = std::fread(buf, 1, sizeof buf, pipe)) result.output.append(buf, n);
+  int status = ::pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+}  // namespace pglens::test

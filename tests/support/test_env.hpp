@@ -1,0 +1,87 @@
+// What integration tests share: the throwaway cluster started by the ctest fixture, a pglens
+// process per test, libpq connections, and raw sockets for speaking bad protocol on purpose.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pglens::test {
+
+// The cluster from tests/support/pg_cluster.sh (PGLENS_TEST_CLUSTER_DIR/env).
+struct Cluster {
+  std::string host;
+  int port = 0;
+  static const Cluster& get();
+  std::string url(const std::string& credentials = "") const;  // postgresql://[cred@]host:port
+};
+
+std::uint16_t free_port();
+
+// pglens started with the given arguments plus --listen on a free port; stopped on destruction.
+class Proxy {
+ public:
+  explicit Proxy(std::vector<std::string> args);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  int port() const { return port_; }
+  // libpq conninfo for a client of this proxy.
+  std::string conninfo(const std::string& user = "postgres", const std::string& db = "pglens_test",
+                       const std::string& extra = "") const;
+  std::string log() const;  // what pglens logged so far
+  bool running() const;
+
+ private:
+  int pid_ = -1;
+  int port_ = 0;
+  std::string log_path_;
+};
+
+struct PGconnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct PGresultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Connection = std::unique_ptr<PGconn, PGconnDeleter>;
+using Result = std::unique_ptr<PGresult, PGresultDeleter>;
+
+// Connects; the test fails (ADD_FAILURE) with libpq's message when it cannot.
+Connection connect(const std::string& conninfo);
+Result exec(PGconn* conn, const std::string& sql);
+// The single value of a one-row, one-column query, or "<error: ...>".
+std::string scalar(PGconn* conn, const std::string& sql);
+
+// A plain TCP connection for sending arbitrary bytes.
+class RawSocket {
+ public:
+  explicit RawSocket(int port);
+  ~RawSocket();
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+
+  void send(const std::vector<std::uint8_t>& bytes);
+  void send(const std::string& bytes);
+  // Everything received until the peer closes or `timeout` passes; closed() tells which.
+  std::vector<std::uint8_t> read_until_closed(std::chrono::milliseconds timeout);
+  bool closed() const { return closed_; }
+
+ private:
+  int fd_ = -1;
+  bool closed_ = false;
+};
+
+// Runs a shell command; returns its exit status and combined output.
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+CommandResult run(const std::string& command);
+
+}  // namespace pglens::test
