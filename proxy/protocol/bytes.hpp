@@ -77,11 +77,12 @@ class Reader {
     pos_ = body_.size();
     return v;
   }
-  // A count that must be non-negative and plausible given the bytes left (each element taking at
-  // least min_element_size bytes); guards allocations against hostile counts.
+  // An element count (unsigned 16 bits on the wire: a Bind carries up to 65,535 parameters) that
+  // must be plausible given the bytes left, each element taking at least min_element_size bytes;
+  // guards allocations against hostile counts.
   std::size_t count16(std::size_t min_element_size) {
-    auto n = i16();
-    if (n < 0 || static_cast<std::size_t>(n) * min_element_size > remaining()) failed_ = true;
+    auto n = static_cast<std::uint16_t>(i16());
+    if (static_cast<std::size_t>(n) * min_element_size > remaining()) failed_ = true;
     return failed_ ? 0 : static_cast<std::size_t>(n);
   }
 
@@ -131,6 +132,10 @@ class Writer {
     for (int shift = 24; shift >= 0; shift -= 8)
       out_.push_back(static_cast<std::uint8_t>(u >> shift));
     return *this;
+  }
+  // An element count; the protocol's counts are unsigned 16 bits.
+  Writer& count16(std::size_t n) {
+    return i16(static_cast<std::int16_t>(static_cast<std::uint16_t>(n)));
   }
   Writer& cstring(std::string_view s) {
     bytes(as_bytes(s));

@@ -49,7 +49,7 @@ std::optional<Parse> Parse::decode(ByteView body) {
 }
 void Parse::encode(Bytes& out) const {
   Writer w(out, kType);
-  w.cstring(statement).cstring(query).i16(static_cast<std::int16_t>(param_types.size()));
+  w.cstring(statement).cstring(query).count16(param_types.size());
   for (auto t : param_types) w.i32(static_cast<std::int32_t>(t));
   w.finish();
 }
@@ -69,11 +69,11 @@ std::optional<Bind> Bind::decode(ByteView body) {
 }
 void Bind::encode(Bytes& out) const {
   Writer w(out, kType);
-  w.cstring(portal).cstring(statement).i16(static_cast<std::int16_t>(param_formats.size()));
+  w.cstring(portal).cstring(statement).count16(param_formats.size());
   for (auto f : param_formats) w.i16(f);
-  w.i16(static_cast<std::int16_t>(params.size()));
+  w.count16(params.size());
   for (const auto& p : params) write_value(w, p);
-  w.i16(static_cast<std::int16_t>(result_formats.size()));
+  w.count16(result_formats.size());
   for (auto f : result_formats) w.i16(f);
   w.finish();
 }
@@ -226,7 +226,7 @@ std::optional<RowDescription> RowDescription::decode(ByteView body) {
 }
 void RowDescription::encode(Bytes& out) const {
   Writer w(out, kType);
-  w.i16(static_cast<std::int16_t>(fields.size()));
+  w.count16(fields.size());
   for (const auto& f : fields) {
     w.cstring(f.name).i32(static_cast<std::int32_t>(f.table_oid)).i16(f.column);
     w.i32(static_cast<std::int32_t>(f.type_oid))
@@ -247,7 +247,7 @@ std::optional<DataRow> DataRow::decode(ByteView body) {
 }
 void DataRow::encode(Bytes& out) const {
   Writer w(out, kType);
-  w.i16(static_cast<std::int16_t>(values.size()));
+  w.count16(values.size());
   for (const auto& v : values) write_value(w, v);
   w.finish();
 }
@@ -324,7 +324,7 @@ std::optional<CopyResponse<Type>> CopyResponse<Type>::decode(ByteView body) {
 template <char Type>
 void CopyResponse<Type>::encode(Bytes& out) const {
   Writer w(out, Type);
-  w.u8(static_cast<std::uint8_t>(format)).i16(static_cast<std::int16_t>(column_formats.size()));
+  w.u8(static_cast<std::uint8_t>(format)).count16(column_formats.size());
   for (auto f : column_formats) w.i16(f);
   w.finish();
 }
@@ -341,7 +341,7 @@ std::optional<ParameterDescription> ParameterDescription::decode(ByteView body) 
 }
 void ParameterDescription::encode(Bytes& out) const {
   Writer w(out, kType);
-  w.i16(static_cast<std::int16_t>(types.size()));
+  w.count16(types.size());
   for (auto t : types) w.i32(static_cast<std::int32_t>(t));
   w.finish();
 }
