@@ -6,25 +6,29 @@
 
 namespace pglens::proxy {
 
-ProxyServer::ProxyServer(Settings settings)
-    : settings_(std::move(settings)),
-      pool_(settings_),
-      acceptor_(accept_context_),
-      signals_(accept_context_, SIGINT, SIGTERM) {
-  unsigned n = std::max(1u, settings_.threads);
-  for (unsigned i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<asio::io_context>(1));
-    guards_.push_back(asio::make_work_guard(*workers_.back()));
-  }
+ProxyServer::ProxyServer(Config config, std::string config_path)
+    : config_path_(std::move(config_path)),
+      config_(std::make_shared<const Config>(std::move(config))),
+      io_(static_cast<int>(std::max(1u, config_->threads))),
+      acceptor_(io_),
+      signals_(io_, SIGINT, SIGTERM) {
+  signals_.add(SIGHUP);
 }
 
 ProxyServer::~ProxyServer() {
   stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+std::shared_ptr<const Config> ProxyServer::config() const {
+  std::lock_guard lock(config_mutex_);
+  return config_;
 }
 
 void ProxyServer::bind() {
-  auto address = asio::ip::make_address(settings_.listen_host);
-  tcp::endpoint endpoint(address, settings_.listen_port);
+  auto cfg = config();
+  tcp::endpoint endpoint(asio::ip::make_address(cfg->listen_host), cfg->listen_port);
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -33,44 +37,140 @@ void ProxyServer::bind() {
 }
 
 void ProxyServer::run() {
-  signals_.async_wait([this](const error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("signal {} received, shutting down", signal);
-    stop();
-  });
-  asio::co_spawn(accept_context_, accept_loop(), asio::detached);
-  std::vector<std::thread> threads;
-  for (auto& worker : workers_) threads.emplace_back([&ctx = *worker] { ctx.run(); });
-  spdlog::info("pglens listening on {}:{}, upstream {}, {} I/O threads", settings_.listen_host,
-               bound_port_, settings_.upstream.display(), workers_.size());
-  accept_context_.run();
-  for (auto& t : threads) t.join();
+  std::function<void()> wait_signal = [this, &wait_signal] {
+    signals_.async_wait([this, &wait_signal](const error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        std::string error;
+        if (!reload(&error))
+          spdlog::error("reload on SIGHUP failed, keeping the old config: {}", error);
+        wait_signal();
+        return;
+      }
+      spdlog::info("signal {} received, shutting down", signal);
+      stop();
+    });
+  };
+  wait_signal();
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(asio::make_strand(io_), maintenance_loop(), asio::detached);
+  auto cfg = config();
+  spdlog::info("pglens listening on {}:{}, upstream {}, pool_mode {}, {} I/O threads",
+               cfg->listen_host, bound_port_, cfg->upstream.display(), to_string(cfg->pool_mode),
+               cfg->threads);
+  for (unsigned i = 1; i < std::max(1u, cfg->threads); ++i)
+    threads_.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
 }
 
 void ProxyServer::stop() {
-  asio::post(accept_context_, [this] {
+  io_.stop();
+}
+
+void ProxyServer::shutdown_gracefully() {
+  shutting_down_ = true;
+  asio::post(io_, [this] {
     error_code ignored;
     acceptor_.close(ignored);
-    signals_.cancel(ignored);
   });
-  guards_.clear();
-  for (auto& worker : workers_) worker->stop();
-  accept_context_.stop();
+  resume();  // paused sessions must be able to finish
+}
+
+bool ProxyServer::reload(std::string* error) {
+  if (config_path_.empty()) {
+    if (error) *error = "pglens was started without --config: there is no file to re-read";
+    return false;
+  }
+  auto loaded = load_config_file(config_path_);
+  if (!loaded.config) {
+    if (error) *error = loaded.error.message();
+    return false;
+  }
+  if (overrides_) overrides_(*loaded.config);
+  apply(std::make_shared<const Config>(std::move(*loaded.config)));
+  spdlog::info("configuration reloaded from {}", config_path_);
+  return true;
+}
+
+void ProxyServer::apply(std::shared_ptr<const Config> config) {
+  {
+    std::lock_guard lock(config_mutex_);
+    config_ = config;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  for (auto& pool : pools()) {
+    auto route = config->route_for(pool->key().database);
+    pool->reconfigure(config->pool_settings_for(route), config->server_connect_timeout);
+  }
+}
+
+awaitable<void> ProxyServer::wait_while_paused() {
+  while (paused_) {
+    asio::steady_timer poll(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+    co_await poll.async_wait(use_nothrow);
+  }
+}
+
+std::shared_ptr<ServerPool> ProxyServer::pool_for(const PoolKey& key, const DatabaseRoute& route,
+                                                  const Config& config) {
+  std::lock_guard lock(pools_mutex_);
+  auto& pool = pools_[key];
+  if (!pool) {
+    ServerTarget target;
+    target.upstream = route.upstream;
+    target.database = route.upstream.dbname.empty() ? key.database : route.upstream.dbname;
+    target.user = !route.upstream.dbname.empty() && !route.upstream.user.empty()
+                      ? route.upstream.user
+                      : key.user;
+    pool = std::make_shared<ServerPool>(
+        io_.get_executor(), key, std::move(target), config.pool_settings_for(route),
+        config.server_connect_timeout, static_cast<std::size_t>(config.max_prepared_statements));
+  }
+  return pool;
+}
+
+std::vector<std::shared_ptr<ServerPool>> ProxyServer::pools() const {
+  std::lock_guard lock(pools_mutex_);
+  std::vector<std::shared_ptr<ServerPool>> out;
+  for (const auto& [key, pool] : pools_) out.push_back(pool);
+  return out;
+}
+
+awaitable<void> ProxyServer::maintenance_loop() {
+  // The pools' clock: timeouts, idle closes and min_pool_size are decided on each tick.
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (true) {
+    timer.expires_after(std::chrono::milliseconds(100));
+    auto [ec] = co_await timer.async_wait(use_nothrow);
+    if (ec) co_return;
+    for (auto& pool : pools()) pool->tick();
+    if (shutting_down_) {
+      bool busy = false;
+      for (const auto& c : clients_.snapshot())
+        if (c->state.load() == ClientState::Active || c->state.load() == ClientState::Waiting)
+          busy = true;
+      if (!busy) {
+        spdlog::info("shutdown: no client holds a server connection, exiting");
+        stop();
+        co_return;
+      }
+    }
+  }
 }
 
 awaitable<void> ProxyServer::accept_loop() {
-  std::size_t next_worker = 0;
   while (acceptor_.is_open()) {
-    auto& worker = *workers_[next_worker];
-    next_worker = (next_worker + 1) % workers_.size();
-    auto [ec, socket] = co_await acceptor_.async_accept(worker, use_nothrow);
+    auto strand = asio::make_strand(io_);
+    auto [ec, socket] = co_await acceptor_.async_accept(strand, use_nothrow);
     if (ec) {
-      if (ec == asio::error::operation_aborted) break;
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
       spdlog::warn("accept failed: {}", ec.message());
       continue;
     }
     auto id = next_session_id_++;
-    asio::co_spawn(worker, serve_client(std::move(socket), *this, id), [id](std::exception_ptr e) {
+    asio::co_spawn(strand, serve_client(std::move(socket), *this, id), [id](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);

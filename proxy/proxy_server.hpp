@@ -1,51 +1,88 @@
-// The listening side of pglens: worker threads, the acceptor, and what sessions share.
+// The listening side of pglens: I/O threads, the acceptor, and what sessions share.
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "proxy/cancel_registry.hpp"
+#include "proxy/client_registry.hpp"
+#include "proxy/config.hpp"
 #include "proxy/net.hpp"
 #include "proxy/server_pool.hpp"
-#include "proxy/settings.hpp"
 
 namespace pglens::proxy {
 
 class ProxyServer {
  public:
-  explicit ProxyServer(Settings settings);
+  // config_path: re-read on SIGHUP and RELOAD; empty when the command line is all there is.
+  explicit ProxyServer(Config config, std::string config_path = {});
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
   // Binds the listening socket; throws with a readable message when it cannot.
   void bind();
-  // Serves until stop() or SIGINT/SIGTERM.
+  // Serves until shutdown.
   void run();
+  // Stops at once: every session ends.
   void stop();
+  // Stops accepting; exits once no client holds a server connection (SHUTDOWN).
+  void shutdown_gracefully();
 
-  const Settings& settings() const { return settings_; }
+  std::shared_ptr<const Config> config() const;
+  // Re-reads the config file; on error keeps the old config and says why.
+  bool reload(std::string* error);
+  // Overrides applied on top of the file at every (re)load: the command-line flags.
+  void set_reload_overrides(std::function<void(Config&)> overrides) {
+    overrides_ = std::move(overrides);
+  }
+
+  // PAUSE: sessions finish their transactions, then wait before taking a new server connection.
+  void pause() { paused_ = true; }
+  void resume() { paused_ = false; }
+  bool paused() const { return paused_; }
+  // Resolves when not paused (sessions call it before acquiring).
+  awaitable<void> wait_while_paused();
+
   CancelRegistry& cancels() { return cancels_; }
-  ServerPool& pool() { return pool_; }
+  ClientRegistry& clients() { return clients_; }
+  std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const DatabaseRoute& route,
+                                       const Config& config);
+  std::vector<std::shared_ptr<ServerPool>> pools() const;
   std::uint16_t port() const { return bound_port_; }
+  asio::io_context& io() { return io_; }
+  Clock::time_point started_at() const { return started_at_; }
 
  private:
   awaitable<void> accept_loop();
+  awaitable<void> maintenance_loop();
+  void apply(std::shared_ptr<const Config> config);
 
-  Settings settings_;
-  CancelRegistry cancels_;
-  ServerPool pool_;
-  // One io_context per I/O thread: a session lives on one thread from start to end, so its two
-  // coroutines never race and need no strand.
-  std::vector<std::unique_ptr<asio::io_context>> workers_;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
-  asio::io_context accept_context_;
+  std::string config_path_;
+  std::function<void(Config&)> overrides_;
+  mutable std::mutex config_mutex_;
+  std::shared_ptr<const Config> config_;
+
+  // One io_context run by every I/O thread; each session runs on a strand of its own.
+  asio::io_context io_;
+  std::vector<std::thread> threads_;
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   std::uint16_t bound_port_ = 0;
   std::atomic<std::uint64_t> next_session_id_{1};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> shutting_down_{false};
+  Clock::time_point started_at_ = Clock::now();
+
+  CancelRegistry cancels_;
+  ClientRegistry clients_;
+  mutable std::mutex pools_mutex_;
+  std::map<PoolKey, std::shared_ptr<ServerPool>> pools_;
 };
 
 }  // namespace pglens::proxy

@@ -1,12 +1,14 @@
 // Opening an authenticated connection to the upstream PostgreSQL server.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "proxy/net.hpp"
+#include "proxy/prepared_statements.hpp"
 #include "proxy/upstream.hpp"
 
 namespace pglens::proxy {
@@ -27,6 +29,11 @@ struct ServerConnection {
   protocol::BackendKeyData key;  // the server's own key
   std::vector<protocol::ParameterStatus> parameters;
   Clock::time_point created_at = Clock::now();
+  std::uint64_t pool_id = 0;  // the pool's name for it
+  // Client-settable startup parameters as this backend has them now (see client_parameters).
+  std::map<std::string, std::string> applied;
+  // Named statements this backend has prepared for transaction-mode clients.
+  ServerStatementCache statements;
 };
 
 struct ConnectResult {

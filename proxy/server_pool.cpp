@@ -1,23 +1,316 @@
 #include "proxy/server_pool.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace pglens::proxy {
 
-awaitable<ConnectResult> ServerPool::acquire(const ServerTarget& target) {
-  co_return co_await connect_server(target, settings_.server_connect_timeout);
+namespace {
+using namespace asio::experimental::awaitable_operators;
+using pool::Action;
+}  // namespace
+
+// A session waiting for a connection. Written under the pool's mutex; the timer is touched only
+// on the session's executor, where the session waits on it.
+struct ServerPool::Waiter {
+  explicit Waiter(asio::any_io_executor ex) : executor(ex), signal(ex, Clock::time_point::max()) {}
+  asio::any_io_executor executor;
+  asio::steady_timer signal;  // cancelled to wake the session
+  bool done = false;
+  std::unique_ptr<ServerConnection> connection;
+  protocol::ErrorResponse error;
+};
+
+ServerPool::ServerPool(asio::any_io_executor executor, PoolKey key, ServerTarget target,
+                       pool::PoolSettings settings, Clock::duration connect_timeout,
+                       std::size_t statement_cache_size)
+    : executor_(asio::make_strand(executor)),
+      key_(std::move(key)),
+      target_(std::move(target)),
+      core_(settings),
+      connect_timeout_(connect_timeout),
+      statement_cache_size_(statement_cache_size) {}
+
+awaitable<AcquireResult> ServerPool::acquire() {
+  auto started = Clock::now();
+  auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+  pool::WaiterId id;
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_waiter_++;
+    waiters_.emplace(id, waiter);
+    actions = core_.acquire(id, started);
+    spdlog::trace("pool {}/{}: waiter {} queued; {} actions", key_.database, key_.user, id,
+                  actions.size());
+  }
+  execute(std::move(actions));
+  bool done;
+  {
+    std::lock_guard lock(mutex_);
+    done = waiter->done;
+  }
+  if (!done) {
+    co_await waiter->signal.async_wait(use_nothrow);
+    pool::Actions cancelled;
+    {
+      std::lock_guard lock(mutex_);
+      if (!waiter->done) {  // the session itself was cancelled while waiting
+        waiters_.erase(id);
+        cancelled = core_.cancel(id, Clock::now());
+        waiter->error =
+            protocol::make_error("57014", "pglens: gave up waiting for a server connection");
+      }
+    }
+    execute(std::move(cancelled));
+  }
+  AcquireResult result;
+  std::lock_guard lock(mutex_);
+  result.connection = std::move(waiter->connection);
+  result.error = std::move(waiter->error);
+  result.waited = Clock::now() - started;
+  ++stats_.waits;
+  stats_.total_wait += result.waited;
+  stats_.max_wait = std::max(stats_.max_wait,
+                             std::chrono::duration_cast<std::chrono::nanoseconds>(result.waited));
+  co_return result;
 }
 
 void ServerPool::release(std::unique_ptr<ServerConnection> connection, bool reusable) {
   if (!connection) return;
-  if (reusable) {
-    // Session mode keeps nothing between clients: say goodbye so the backend exits at once.
-    protocol::Bytes bye;
-    protocol::Terminate{}.encode(bye);
-    error_code ignored;
-    asio::write(connection->socket, asio::buffer(bye), ignored);
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    auto id = connection->pool_id;
+    held_[id] = std::move(connection);
+    actions = core_.release(id, reusable, Clock::now());
+    spdlog::trace("pool {}/{}: conn {} released (reusable {}); {} actions", key_.database,
+                  key_.user, id, reusable, actions.size());
   }
+  execute(std::move(actions));
+}
+
+void ServerPool::tick() {
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    actions = core_.tick(Clock::now());
+  }
+  execute(std::move(actions));
+}
+
+void ServerPool::reconfigure(pool::PoolSettings settings, Clock::duration connect_timeout) {
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    connect_timeout_ = connect_timeout;
+    actions = core_.reconfigure(settings, Clock::now());
+  }
+  execute(std::move(actions));
+}
+
+void ServerPool::close_idle() {
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    auto now = Clock::now();
+    std::vector<pool::ConnId> idle;
+    for (const auto& [id, conn] : held_)
+      if (core_.state(id) == pool::ConnState::Idle) idle.push_back(id);
+    for (auto id : idle) {
+      auto more = core_.broken(id, now);
+      actions.insert(actions.end(), more.begin(), more.end());
+      if (auto it = held_.find(id); it != held_.end()) {
+        close_socket(*it->second);
+        held_.erase(it);
+      }
+    }
+  }
+  execute(std::move(actions));
+}
+
+void ServerPool::execute(pool::Actions actions) {
+  for (const auto& a : actions) {
+    spdlog::trace("pool {}/{}: action {} conn {} waiter {}", key_.database, key_.user,
+                  static_cast<int>(a.kind), a.conn, a.waiter);
+    switch (a.kind) {
+      case Action::Kind::Connect:
+        asio::co_spawn(executor_, open(a.conn), asio::detached);
+        break;
+      case Action::Kind::Assign: {
+        std::shared_ptr<Waiter> waiter;
+        {
+          std::lock_guard lock(mutex_);
+          auto w = waiters_.find(a.waiter);
+          auto c = held_.find(a.conn);
+          if (w == waiters_.end() || c == held_.end()) continue;  // cannot happen: core tracks both
+          waiter = w->second;
+          waiters_.erase(w);
+          waiter->connection = std::move(c->second);
+          held_.erase(c);
+          waiter->done = true;
+        }
+        wake(waiter);
+        break;
+      }
+      case Action::Kind::Ping: {
+        std::unique_ptr<ServerConnection> conn;
+        {
+          std::lock_guard lock(mutex_);
+          auto c = held_.find(a.conn);
+          if (c == held_.end()) continue;
+          conn = std::move(c->second);
+          held_.erase(c);
+        }
+        asio::co_spawn(executor_, ping(a.conn, std::move(conn)), asio::detached);
+        break;
+      }
+      case Action::Kind::Close: {
+        std::unique_ptr<ServerConnection> conn;
+        {
+          std::lock_guard lock(mutex_);
+          ++stats_.closes[a.close_reason];
+          if (auto c = held_.find(a.conn); c != held_.end()) {
+            conn = std::move(c->second);
+            held_.erase(c);
+          }
+        }
+        if (conn) close_socket(*conn);
+        break;
+      }
+      case Action::Kind::FailWaiter: {
+        std::shared_ptr<Waiter> waiter;
+        {
+          std::lock_guard lock(mutex_);
+          auto w = waiters_.find(a.waiter);
+          if (w == waiters_.end()) continue;
+          waiter = w->second;
+          waiters_.erase(w);
+          waiter->done = true;
+          if (a.fail_reason == pool::FailReason::Timeout) {
+            ++stats_.pool_timeouts;
+            auto seconds = std::chrono::duration<double>(core_.settings().pool_timeout).count();
+            waiter->error = protocol::make_error(
+                "53300",
+                fmt::format(
+                    "pglens: no server connection became free within pool_timeout ({:g} s) for "
+                    "database \"{}\" user \"{}\" (pool_size {}, max_overflow {})",
+                    seconds, key_.database, key_.user, core_.settings().pool_size,
+                    core_.settings().max_overflow));
+          } else {
+            waiter->error = protocol::make_error("08006", last_connect_error_);
+          }
+        }
+        wake(waiter);
+        break;
+      }
+    }
+  }
+}
+
+void ServerPool::wake(const std::shared_ptr<Waiter>& waiter) {
+  asio::post(waiter->executor, [waiter] { waiter->signal.cancel(); });
+}
+
+awaitable<void> ServerPool::open(pool::ConnId id) {
+  Clock::duration timeout;
+  {
+    std::lock_guard lock(mutex_);
+    timeout = connect_timeout_;
+  }
+  auto result = co_await connect_server(target_, timeout);
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    auto now = Clock::now();
+    if (result.connection) {
+      ++stats_.server_connects;
+      result.connection->pool_id = id;
+      result.connection->statements.set_capacity(statement_cache_size_);
+      if (server_parameters_.empty()) server_parameters_ = result.connection->parameters;
+      held_[id] = std::move(result.connection);
+      actions = core_.connected(id, now);
+    } else {
+      ++stats_.connect_failures;
+      last_connect_error_ = std::string(result.error.message());
+      spdlog::warn("pool {}/{}: server connection failed: {}", key_.database, key_.user,
+                   last_connect_error_);
+      actions = core_.connect_failed(id, now);
+    }
+  }
+  execute(std::move(actions));
+}
+
+awaitable<void> ServerPool::ping(pool::ConnId id, std::unique_ptr<ServerConnection> conn) {
+  // An empty query costs the server nothing and proves the backend is there.
+  protocol::Bytes out;
+  protocol::Query{""}.encode(out);
+  bool alive = false;
+  asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(5));
+  auto exchange = [&]() -> awaitable<bool> {
+    if (!co_await write_all(conn->socket, out)) co_return false;
+    MessageReader reader(protocol::Direction::Backend);
+    while (auto msg = co_await reader.read(conn->socket)) {
+      if (msg->type == 'E') co_return false;
+      if (msg->type == 'Z')
+        co_return reader.pending().empty() && msg->body.size() == 1 && msg->body[0] == 'I';
+    }
+    co_return false;
+  };
+  auto outcome = co_await (exchange() || timer.async_wait(use_nothrow));
+  alive = outcome.index() == 0 && std::get<0>(outcome);
+  pool::Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    if (!alive) {
+      ++stats_.pre_ping_failures;
+      close_socket(*conn);
+      spdlog::info("pool {}/{}: pre-ping found server connection s{} dead, replacing it",
+                   key_.database, key_.user, conn->id);
+    } else {
+      held_[id] = std::move(conn);
+    }
+    actions = core_.ping_result(id, alive, Clock::now());
+  }
+  execute(std::move(actions));
+}
+
+void ServerPool::close_socket(ServerConnection& conn) {
+  protocol::Bytes bye;
+  protocol::Terminate{}.encode(bye);
   error_code ignored;
-  connection->socket.shutdown(tcp::socket::shutdown_both, ignored);
-  connection->socket.close(ignored);
+  // Best effort: the socket is non-blocking for the reactor, a tiny write either fits or fails.
+  conn.socket.non_blocking(true, ignored);
+  conn.socket.write_some(asio::buffer(bye), ignored);
+  conn.socket.shutdown(tcp::socket::shutdown_both, ignored);
+  conn.socket.close(ignored);
+}
+
+pool::PoolCounts ServerPool::counts() const {
+  std::lock_guard lock(mutex_);
+  return core_.counts();
+}
+
+pool::PoolSettings ServerPool::settings() const {
+  std::lock_guard lock(mutex_);
+  return core_.settings();
+}
+
+PoolStats ServerPool::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+std::vector<protocol::ParameterStatus> ServerPool::server_parameters() const {
+  std::lock_guard lock(mutex_);
+  return server_parameters_;
+}
+
+std::vector<std::pair<std::uint64_t, pool::ConnState>> ServerPool::connection_states() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::uint64_t, pool::ConnState>> out;
+  for (const auto& [id, conn] : held_)
+    if (auto s = core_.state(id)) out.emplace_back(conn->id, *s);
+  return out;
 }
 
 }  // namespace pglens::proxy

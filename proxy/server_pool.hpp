@@ -1,25 +1,104 @@
-// How a client session obtains and gives back a server connection. In session mode each client
-// gets a connection of its own, opened on acquire and closed on release; the pooling modes keep
-// connections between clients behind the same two calls.
+// The Asio side of a server-connection pool: carries out what pool::PoolCore decides, owns the
+// connections that are not lent to a client, and wakes waiting sessions. One per (database, user).
 #pragma once
 
+#include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 
+#include "pool/pool_core.hpp"
 #include "proxy/server_connection.hpp"
-#include "proxy/settings.hpp"
 
 namespace pglens::proxy {
 
-class ServerPool {
- public:
-  explicit ServerPool(const Settings& settings) : settings_(settings) {}
+struct PoolKey {
+  std::string database;  // as the client named it
+  std::string user;
+  auto operator<=>(const PoolKey&) const = default;
+};
 
-  awaitable<ConnectResult> acquire(const ServerTarget& target);
-  // reusable: the connection is idle and clean (ReadyForQuery 'I', no half-read message).
+// Counters a pool keeps for SHOW STATS and the metrics (monotonic).
+struct PoolStats {
+  std::uint64_t server_connects = 0;
+  std::uint64_t connect_failures = 0;
+  std::uint64_t pool_timeouts = 0;
+  std::uint64_t pre_ping_failures = 0;
+  std::map<pool::CloseReason, std::uint64_t> closes;
+  std::uint64_t waits = 0;
+  std::chrono::nanoseconds total_wait{0};
+  std::chrono::nanoseconds max_wait{0};
+};
+
+// Traffic through a pool, counted by the sessions using it (SHOW STATS).
+struct TrafficStats {
+  std::atomic<std::uint64_t> transactions{0};
+  std::atomic<std::uint64_t> queries{0};
+  std::atomic<std::uint64_t> bytes_received{0};  // from clients
+  std::atomic<std::uint64_t> bytes_sent{0};      // to clients
+  std::atomic<std::uint64_t> transaction_us{0};
+  std::atomic<std::uint64_t> query_us{0};
+  std::atomic<std::uint64_t> wait_us{0};
+};
+
+struct AcquireResult {
+  std::unique_ptr<ServerConnection> connection;
+  protocol::ErrorResponse error;  // when connection is null
+  std::chrono::nanoseconds waited{0};
+};
+
+class ServerPool : public std::enable_shared_from_this<ServerPool> {
+ public:
+  ServerPool(asio::any_io_executor executor, PoolKey key, ServerTarget target,
+             pool::PoolSettings settings, Clock::duration connect_timeout,
+             std::size_t statement_cache_size);
+
+  // Waits (first come, first served, at most pool_timeout) for a connection.
+  awaitable<AcquireResult> acquire();
+  // reusable: idle and clean (ReadyForQuery 'I', nothing half-sent or half-read).
   void release(std::unique_ptr<ServerConnection> connection, bool reusable);
+  // Time passed: timeouts, idle closes, min_pool_size.
+  void tick();
+  void reconfigure(pool::PoolSettings settings, Clock::duration connect_timeout);
+  // Closes every idle connection (e.g. after a restart of the server they are all dead).
+  void close_idle();
+
+  TrafficStats traffic;
+
+  const PoolKey& key() const { return key_; }
+  const ServerTarget& target() const { return target_; }
+  pool::PoolCounts counts() const;
+  pool::PoolSettings settings() const;
+  PoolStats stats() const;
+  // ParameterStatus values the server reported on its first connection (for client logins).
+  std::vector<protocol::ParameterStatus> server_parameters() const;
+  // Idle and in-flight connections the pool holds right now (for SHOW SERVERS).
+  std::vector<std::pair<std::uint64_t, pool::ConnState>> connection_states() const;
 
  private:
-  const Settings& settings_;
+  struct Waiter;
+  void execute(pool::Actions actions);
+  awaitable<void> open(pool::ConnId id);
+  awaitable<void> ping(pool::ConnId id, std::unique_ptr<ServerConnection> conn);
+  void wake(const std::shared_ptr<Waiter>& waiter);
+  static void close_socket(ServerConnection& conn);
+
+  asio::any_io_executor executor_;
+  const PoolKey key_;
+  const ServerTarget target_;
+
+  mutable std::mutex mutex_;  // guards everything below; never held across I/O
+  pool::PoolCore core_;
+  Clock::duration connect_timeout_;
+  std::size_t statement_cache_size_;
+  // Connections the pool holds: idle ones, and those being opened or pinged.
+  std::unordered_map<pool::ConnId, std::unique_ptr<ServerConnection>> held_;
+  std::unordered_map<pool::WaiterId, std::shared_ptr<Waiter>> waiters_;
+  pool::WaiterId next_waiter_ = 1;
+  std::vector<protocol::ParameterStatus> server_parameters_;
+  std::string last_connect_error_;
+  PoolStats stats_;
 };
 
 }  // namespace pglens::proxy

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# pgbench through pglens: tpcb-like, 16 clients, 10 s, in each query mode, with zero errors.
+# pgbench through pglens in session mode: tpcb-like, 16 clients, 10 s, in each query mode,
+# with zero errors.
 source "$(dirname "$0")/../support/lib.sh"
-start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT"
+start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode session --pool-size 32
 seconds=${PGLENS_PGBENCH_SECONDS:-10}
 
 pgbench -p "$PG_DIRECT_PORT" -i -s 4 -q pglens_test >/dev/null 2>&1 || fail "pgbench -i failed"

@@ -13,9 +13,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Session mode: every client keeps its own server connection, so LISTEN, session state and
+// everything else behave exactly as on a direct connection.
 class ProxyTest : public ::testing::Test {
  protected:
-  Proxy proxy{{"--upstream", Cluster::get().url(), "--log-level", "debug"}};
+  Proxy proxy{{"--upstream", Cluster::get().url(), "--pool-mode", "session", "--pool-size", "600"}};
 };
 
 TEST_F(ProxyTest, SimpleAndMultiStatementQueries) {
@@ -138,7 +140,9 @@ TEST_F(ProxyTest, NoticesAreForwarded) {
   EXPECT_NE(notice.find("pglens notice 7"), std::string::npos) << notice;
 }
 
-TEST_F(ProxyTest, FiveHundredConcurrentClients) {
+// Transaction mode (the default): 500 clients share a pool of 20 server connections.
+TEST(ProxyTransactionMode, FiveHundredConcurrentClients) {
+  Proxy proxy({"--upstream", Cluster::get().url(), "--pool-size", "20"});
   constexpr int kClients = 500;
   std::vector<Connection> clients;
   clients.reserve(kClients);

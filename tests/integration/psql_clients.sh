@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # psql through pglens: \copy in and out of 100k rows, LISTEN/NOTIFY, an error mid-transaction.
 source "$(dirname "$0")/../support/lib.sh"
-start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT"
+start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode session
 via=(psql -X -v ON_ERROR_STOP=1 -p "$PGLENS_PORT")
 direct=(psql -X -v ON_ERROR_STOP=1 -p "$PG_DIRECT_PORT")
 work=$(mktemp -d)

@@ -1,0 +1,80 @@
+// pglens' configuration: a TOML file (--config FILE) with command-line flags over it.
+// Keys are named as SQLAlchemy names them where it has the knob, else as PgBouncer does.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pool/pool_core.hpp"
+#include "proxy/auth/userlist.hpp"
+#include "proxy/upstream.hpp"
+
+namespace pglens::proxy {
+
+enum class PoolMode { Session, Transaction, Statement };
+enum class AuthType { Trust, Md5, ScramSha256 };
+
+std::string_view to_string(PoolMode mode);
+std::string_view to_string(AuthType type);
+
+// A [databases] entry: where a client database name goes, with per-database pool overrides.
+struct DatabaseRoute {
+  Upstream upstream;                  // its dbname, when set, is the server-side database
+  std::optional<PoolMode> pool_mode;  // overrides
+  std::optional<int> pool_size, min_pool_size, max_overflow;
+};
+
+struct Config {
+  // [pglens]
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 6432;
+  Upstream upstream;  // default route for databases not in [databases]
+  unsigned threads = 2;
+  PoolMode pool_mode = PoolMode::Transaction;
+  pool::PoolSettings pool;  // pool_size, min_pool_size, max_overflow, pool_timeout, pool_recycle,
+                            // pool_pre_ping, server_check_delay, overflow_idle_timeout,
+                            // server_idle_timeout
+  std::chrono::milliseconds server_connect_timeout{15'000};
+  std::chrono::milliseconds client_login_timeout{60'000};
+  std::string server_reset_query = "DISCARD ALL";  // session mode only
+  int max_client_conn = 1000;
+  int max_prepared_statements = 200;  // per server connection; LRU beyond
+  AuthType auth_type = AuthType::Trust;
+  std::string auth_file;                           // PgBouncer userlist format
+  std::shared_ptr<const auth::Userlist> userlist;  // auth_file as read at (re)load
+  std::vector<std::string> admin_users;  // may use the admin console (database pglens/pgbouncer)
+  std::string http_listen;               // "HOST:PORT" for /metrics and the API; empty: off
+  std::string log_level = "info";
+  // [databases]
+  std::map<std::string, DatabaseRoute> databases;
+
+  // The route for a client's database: its [databases] entry, else the default upstream.
+  DatabaseRoute route_for(const std::string& database) const;
+  // Pool settings for a route: the defaults with the route's overrides.
+  pool::PoolSettings pool_settings_for(const DatabaseRoute& route) const;
+  PoolMode pool_mode_for(const DatabaseRoute& route) const;
+};
+
+struct ConfigError {
+  std::string key;     // "pool_size", "databases.app.upstream", or "" for the file as a whole
+  std::string reason;  // "must be a positive integer, got -3"
+  std::string message() const;
+};
+
+// Reads and validates a TOML file. On failure: the first offending key and why.
+struct ConfigLoad {
+  std::optional<Config> config;
+  ConfigError error;
+};
+ConfigLoad load_config_file(const std::string& path, Config defaults = {});
+ConfigLoad load_config_text(const std::string& toml_text, Config defaults = {});
+
+// "HOST:PORT" → host and port, or nullopt.
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text);
+
+}  // namespace pglens::proxy

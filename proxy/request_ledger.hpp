@@ -1,0 +1,58 @@
+// Which request each server response answers, on a connection shared between clients.
+//
+// In transaction and statement mode pglens adds requests of its own to a client's stream (a Parse
+// that prepares a statement on the server the client now uses, a Close that stands in for a Parse
+// the server no longer needs) and must hide or reshape their answers. Responses arrive in request
+// order, so a FIFO of forwarded requests tells, for each response, whose it is. No I/O here.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pglens::proxy {
+
+class RequestLedger {
+ public:
+  // How the client sees the responses to one forwarded request.
+  enum class Handling {
+    Pass,                  // as they are
+    Skip,                  // not at all (pglens' own request); errors still reach the client
+    CloseAsParseComplete,  // a Close sent in place of a Parse: its CloseComplete becomes
+                           // ParseComplete
+    EmptyAsDeallocate,     // an empty Query sent in place of DEALLOCATE: EmptyQueryResponse
+                           // becomes CommandComplete "DEALLOCATE"
+  };
+  enum class Verdict { Forward, Drop, AsParseComplete, AsDeallocate };
+
+  // A frontend request went to the server: Query 'Q', FunctionCall 'F', Parse 'P', Bind 'B',
+  // Describe 'D', Execute 'E', Close 'C' or Sync 'S'. Flush and COPY data get no answer of their
+  // own and are not recorded.
+  // statement: for a Parse, the server-side name it prepares (empty for the unnamed statement).
+  void push(char request, Handling handling = Handling::Pass, std::string statement = {});
+  // A backend message arrived: what the client should get.
+  Verdict on_response(char type);
+
+  // No request is waiting for an answer.
+  bool empty() const { return pending_.empty(); }
+  // Server-side names of Parse requests that failed or that the server skipped after an error:
+  // those statements do not exist on the server, whatever the cache believed.
+  std::vector<std::string> take_unprepared() { return std::exchange(unprepared_, {}); }
+  std::size_t size() const { return pending_.size(); }
+
+ private:
+  struct Entry {
+    char request;
+    Handling handling;
+    std::string statement;
+  };
+  void drop(const Entry& e);
+  static bool completes(char request, char response);
+  static bool extended(char request);
+  std::deque<Entry> pending_;
+  std::vector<std::string> unprepared_;
+};
+
+}  // namespace pglens::proxy
