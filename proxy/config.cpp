@@ -321,6 +321,13 @@ bool read_pglens(Reader& r, const toml::table& t, Config& c, bool& auth_file_set
        }},
       {"admin_users", [&](auto& n, auto& k) { return r.name_list(n, k, c.admin_users); }},
       {"http", [&](auto& n, auto& k) { return r.host_port(n, k, true, c.http_listen); }},
+      {"analysis", [&](auto& n, auto& k) { return r.boolean(n, k, c.analysis); }},
+      {"analysis_queue_size",
+       [&](auto& n, auto& k) { return r.integer(n, k, 1, INT32_MAX, c.analysis_queue_size); }},
+      {"max_fingerprints",
+       [&](auto& n, auto& k) { return r.integer(n, k, 1, INT32_MAX, c.max_fingerprints); }},
+      {"fingerprint_top_k",
+       [&](auto& n, auto& k) { return r.integer(n, k, 0, 10000, c.fingerprint_top_k); }},
       {"log_level",
        [&](auto& n, auto& k) {
          std::string text;

@@ -49,6 +49,11 @@ struct Config {
   std::shared_ptr<const auth::Userlist> userlist;  // auth_file as read at (re)load
   std::vector<std::string> admin_users;  // may use the admin console (database pglens/pgbouncer)
   std::string http_listen;               // "HOST:PORT" for /metrics and the API; empty: off
+  // Query analysis (fingerprints, statistics, advice); off: the proxy only forwards and pools.
+  bool analysis = true;
+  int analysis_queue_size = 65'536;  // events waiting for the analyzer; beyond, dropped and counted
+  int max_fingerprints = 5'000;      // statistics entries (fingerprint × database × user × app)
+  int fingerprint_top_k = 50;        // fingerprints with a latency histogram of their own
   std::string log_level = "info";
   // [databases]
   std::map<std::string, DatabaseRoute> databases;

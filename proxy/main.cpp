@@ -26,6 +26,8 @@ struct Flags {
   double pool_timeout = 0, pool_recycle = 0, server_check_delay = 0, overflow_idle_timeout = 0,
          server_idle_timeout = 0, server_connect_timeout = 0, client_login_timeout = 0;
   bool pool_pre_ping = false;
+  bool no_analysis = false;
+  int top_k = 0;
 };
 
 // Applies the flags that were given; returns an error naming the flag, or "".
@@ -80,6 +82,8 @@ std::string apply(const Flags& f, const CLI::App& app, Config& c) {
   }
   if (given("--http")) c.http_listen = f.http;
   if (given("--log-level")) c.log_level = f.log_level;
+  if (given("--no-analysis")) c.analysis = !f.no_analysis;
+  if (given("--fingerprint-top-k")) c.fingerprint_top_k = f.top_k;
   if (given("--auth-file")) {
     c.auth_file = f.auth_file;
     auto users = pglens::auth::load_userlist(f.auth_file);
@@ -149,6 +153,11 @@ int main(int argc, char** argv) {
   app.add_option("--admin-users", f.admin_users,
                  "comma-separated users allowed on the admin console");
   app.add_option("--http", f.http, "HOST:PORT for /metrics and the HTTP API");
+  app.add_flag("--no-analysis", f.no_analysis,
+               "only pool and forward: no fingerprints, statistics or advice");
+  app.add_option("--fingerprint-top-k", f.top_k,
+                 "fingerprints with their own latency histogram [50]")
+      ->check(CLI::Range(0, 10000));
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error [info]")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(app, argc, argv);

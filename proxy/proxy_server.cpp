@@ -13,6 +13,13 @@ ProxyServer::ProxyServer(Config config, std::string config_path)
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM) {
   signals_.add(SIGHUP);
+  if (config_->analysis) {
+    analyzer::AnalyzerSettings a;
+    a.queue_capacity = static_cast<std::size_t>(config_->analysis_queue_size);
+    a.max_fingerprints = static_cast<std::size_t>(config_->max_fingerprints);
+    a.top_k = static_cast<std::size_t>(config_->fingerprint_top_k);
+    analyzer_ = std::make_unique<analyzer::Analyzer>(a, registry_);
+  }
 }
 
 ProxyServer::~ProxyServer() {

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "analyzer/analyzer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/config.hpp"
@@ -50,6 +51,9 @@ class ProxyServer {
   awaitable<void> wait_while_paused();
 
   CancelRegistry& cancels() { return cancels_; }
+  // Null when analysis is off.
+  analyzer::Analyzer* analyzer() { return analyzer_.get(); }
+  const std::shared_ptr<prometheus::Registry>& metrics() const { return registry_; }
   ClientRegistry& clients() { return clients_; }
   std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const DatabaseRoute& route,
                                        const Config& config);
@@ -79,6 +83,8 @@ class ProxyServer {
   std::atomic<bool> shutting_down_{false};
   Clock::time_point started_at_ = Clock::now();
 
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<analyzer::Analyzer> analyzer_;
   CancelRegistry cancels_;
   ClientRegistry clients_;
   mutable std::mutex pools_mutex_;

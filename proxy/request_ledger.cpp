@@ -2,8 +2,9 @@
 
 namespace pglens::proxy {
 
-void RequestLedger::push(char request, Handling handling, std::string statement) {
-  pending_.push_back({request, handling, std::move(statement)});
+void RequestLedger::push(char request, Handling handling, std::string statement,
+                         std::uint64_t tag) {
+  pending_.push_back({request, handling, std::move(statement), tag});
 }
 
 void RequestLedger::drop(const Entry& e) {
@@ -35,40 +36,49 @@ bool RequestLedger::completes(char request, char response) {
   }
 }
 
-RequestLedger::Verdict RequestLedger::on_response(char type) {
+RequestLedger::Outcome RequestLedger::on_response(char type) {
   // Asynchronous messages may come at any time and answer nothing.
-  if (type == 'N' || type == 'A' || type == 'S' || pending_.empty()) return Verdict::Forward;
+  if (type == 'N' || type == 'A' || type == 'S' || pending_.empty()) return {};
 
   Entry head = pending_.front();
+  Outcome out{Verdict::Forward, head.request, head.tag, false};
   if (type == 'E') {
     if (extended(head.request)) {
       // After an error the server ignores extended-protocol messages until Sync: so do we.
+      out.completes = true;
       drop(head);
       pending_.pop_front();
       while (!pending_.empty() && pending_.front().request != 'S') {
         drop(pending_.front());
+        if (pending_.front().tag != 0) skipped_tags_.push_back(pending_.front().tag);
         pending_.pop_front();
       }
     }
     // A simple Query goes on to its ReadyForQuery; an error always reaches the client.
-    return Verdict::Forward;
+    return out;
   }
   if (!completes(head.request, type)) {
-    if (head.handling == Handling::EmptyAsDeallocate && type == 'I') return Verdict::AsDeallocate;
-    return head.handling == Handling::Skip ? Verdict::Drop : Verdict::Forward;
+    if (head.handling == Handling::EmptyAsDeallocate && type == 'I')
+      out.verdict = Verdict::AsDeallocate;
+    else if (head.handling == Handling::Skip)
+      out.verdict = Verdict::Drop;
+    return out;
   }
   pending_.pop_front();
+  out.completes = true;
   switch (head.handling) {
     case Handling::Pass:
-      return Verdict::Forward;
+      break;
     case Handling::Skip:
-      return Verdict::Drop;
+      out.verdict = Verdict::Drop;
+      break;
     case Handling::CloseAsParseComplete:
-      return Verdict::AsParseComplete;
+      out.verdict = Verdict::AsParseComplete;
+      break;
     case Handling::EmptyAsDeallocate:
-      return Verdict::Forward;
+      break;
   }
-  return Verdict::Forward;
+  return out;
 }
 
 }  // namespace pglens::proxy

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <utility>
@@ -31,15 +32,29 @@ class RequestLedger {
   // Describe 'D', Execute 'E', Close 'C' or Sync 'S'. Flush and COPY data get no answer of their
   // own and are not recorded.
   // statement: for a Parse, the server-side name it prepares (empty for the unnamed statement).
-  void push(char request, Handling handling = Handling::Pass, std::string statement = {});
-  // A backend message arrived: what the client should get.
-  Verdict on_response(char type);
+  // tag: the caller's name for this request (an Execute or Query it watches), 0 for none.
+  void push(char request, Handling handling = Handling::Pass, std::string statement = {},
+            std::uint64_t tag = 0);
+
+  struct Outcome {
+    Verdict verdict = Verdict::Forward;
+    char request = 0;        // the request this response belongs to (0: asynchronous or unexpected)
+    std::uint64_t tag = 0;   // that request's tag
+    bool completes = false;  // the response finished that request
+  };
+  // A backend message arrived: whose it is and what the client should get.
+  Outcome on_response(char type);
+  // The request the next response will belong to (0 when none is pending).
+  char head_request() const { return pending_.empty() ? 0 : pending_.front().request; }
+  std::uint64_t head_tag() const { return pending_.empty() ? 0 : pending_.front().tag; }
 
   // No request is waiting for an answer.
   bool empty() const { return pending_.empty(); }
   // Server-side names of Parse requests that failed or that the server skipped after an error:
   // those statements do not exist on the server, whatever the cache believed.
   std::vector<std::string> take_unprepared() { return std::exchange(unprepared_, {}); }
+  // Tags of requests the server skipped after an error: they will get no answer.
+  std::vector<std::uint64_t> take_skipped_tags() { return std::exchange(skipped_tags_, {}); }
   std::size_t size() const { return pending_.size(); }
 
  private:
@@ -47,12 +62,14 @@ class RequestLedger {
     char request;
     Handling handling;
     std::string statement;
+    std::uint64_t tag;
   };
   void drop(const Entry& e);
   static bool completes(char request, char response);
   static bool extended(char request);
   std::deque<Entry> pending_;
   std::vector<std::string> unprepared_;
+  std::vector<std::uint64_t> skipped_tags_;
 };
 
 }  // namespace pglens::proxy

@@ -8,6 +8,7 @@
 #include "proxy/admin_console.hpp"
 #include "proxy/client_auth.hpp"
 #include "proxy/client_parameters.hpp"
+#include "proxy/execution_tracker.hpp"
 #include "proxy/proxy_server.hpp"
 #include "proxy/request_ledger.hpp"
 
@@ -193,6 +194,15 @@ class ClientSession {
   awaitable<bool> login() {
     auto route = config_->route_for(info_->database);
     mode_ = config_->pool_mode_for(route);
+    if (proxy_.analyzer() != nullptr) {
+      auto who = std::make_shared<analyzer::SessionInfo>();
+      who->session_id = id_;
+      who->database = info_->database;
+      who->user = info_->user;
+      who->application_name = info_->application_name;
+      who->client_address = info_->address;
+      tracker_.emplace(std::move(who));
+    }
     pool_ = proxy_.pool_for(PoolKey{info_->database, info_->user}, route, *config_);
     spdlog::info("[c{}] login {} user={} database={} application_name={} pool_mode={}", id_, peer_,
                  info_->user, info_->database, info_->application_name, to_string(mode_));
@@ -245,6 +255,7 @@ class ClientSession {
     }
     server_ = std::move(result.connection);
     attached_at_ = Clock::now();
+    if (tracker_) tracker_->add_pool_wait(result.waited);
     if (!co_await sync_parameters()) {
       pool_->release(std::move(server_), false);
       info_->state = ClientState::Idle;
@@ -390,7 +401,11 @@ class ClientSession {
           break;
         }
         if (mode_ == PoolMode::Session) {
-          if (f.kind != FrameKind::StreamChunk) note_request(f.type);
+          if (f.kind == FrameKind::Message) {
+            note_request(f.type);
+            auto tag = track_request(f);
+            if (answered(f.type)) ledger_.push(f.type, Handling::Pass, {}, tag);
+          }
           continue;
         }
         if (!co_await route(f, out)) co_return;
@@ -441,6 +456,7 @@ class ClientSession {
       }
     }
     note_request(f.type);
+    auto tag = track_request(f);
     if (f.kind == FrameKind::StreamStart) {  // a large CopyData
       append_header(out, f.type, f.body_length);
       co_return true;
@@ -459,11 +475,10 @@ class ClientSession {
         rewrite_close(f.data, out);
         break;
       case 'Q':
-        rewrite_query(f.data, out);
+        rewrite_query(f.data, out, tag);
         break;
       case 'E':
-        if (++executes_since_sync_ > 1) pipelined_ = true;
-        ledger_.push('E');
+        ledger_.push('E', Handling::Pass, {}, tag);
         append_message(out, f.type, f.data);
         break;
       case 'S':
@@ -485,9 +500,37 @@ class ClientSession {
       request_start_ = Clock::now();
     }
     if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C') unsynced_ = true;
-    if (type == 'S' || type == 'Q') {
-      unsynced_ = false;
-      executes_since_sync_ = 0;
+    if (type == 'S' || type == 'Q') unsynced_ = false;
+  }
+
+  // Requests the server answers (and the ledger records); Flush and COPY data are not.
+  static bool answered(char type) {
+    return type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C' || type == 'S' ||
+           type == 'Q' || type == 'F';
+  }
+
+  // Feeds the analysis; returns the tag an Execute or Query goes by in the ledger.
+  std::uint64_t track_request(const protocol::Frame& f) {
+    if (!tracker_ || f.kind != FrameKind::Message) return 0;
+    switch (f.type) {
+      case 'P':
+        tracker_->on_parse(f.data);
+        return 0;
+      case 'B':
+        tracker_->on_bind(f.data);
+        return 0;
+      case 'C':
+        tracker_->on_close(f.data);
+        return 0;
+      case 'S':
+        tracker_->on_sync();
+        return 0;
+      case 'E':
+        return tracker_->on_execute(f.data, Clock::now());
+      case 'Q':
+        return tracker_->on_query(f.data, Clock::now());
+      default:
+        return 0;
     }
   }
 
@@ -570,7 +613,7 @@ class ClientSession {
     append_message(out, 'C', body);
   }
 
-  void rewrite_query(ByteView body, Bytes& out) {
+  void rewrite_query(ByteView body, Bytes& out, std::uint64_t tag) {
     auto sql = protocol::as_chars(body.first(body.empty() ? 0 : body.size() - 1));
     if (auto target = deallocate_target(sql)) {
       if (target->empty()) {
@@ -579,10 +622,10 @@ class ClientSession {
         client_statements_.erase(*target);
       }
       protocol::Query{""}.encode(out);
-      ledger_.push('Q', Handling::EmptyAsDeallocate);
+      ledger_.push('Q', Handling::EmptyAsDeallocate, {}, tag);
       return;
     }
-    ledger_.push('Q');
+    ledger_.push('Q', Handling::Pass, {}, tag);
     append_message(out, 'Q', body);
   }
 
@@ -680,6 +723,7 @@ class ClientSession {
         }
       }
       server_at_boundary_ = decoder.at_boundary();
+      submit_finished();
       const Bytes& to_client = out;
       ByteView bytes =
           mode_ == PoolMode::Session ? ByteView(buffer.data(), n) : ByteView(to_client);
@@ -707,15 +751,23 @@ class ClientSession {
   // Observes (all modes) and, outside session mode, re-encodes one server frame for the client.
   // False when the session must end (a transaction block in statement mode).
   bool on_server_frame(const protocol::Frame& f, Bytes& out) {
+    if (f.kind == FrameKind::StreamChunk) {
+      if (mode_ != PoolMode::Session) out.insert(out.end(), f.data.begin(), f.data.end());
+      return true;
+    }
+    auto outcome = ledger_.on_response(f.type);
+    if (tracker_) {
+      tracker_->on_response(f, outcome, Clock::now(), finished_);
+      auto skipped = ledger_.take_skipped_tags();
+      if (!skipped.empty()) tracker_->on_skipped(skipped);
+    }
     if (f.kind == FrameKind::Message) {
       if (f.type == 'Z' && f.data.size() == 1) {
         status_ = static_cast<char>(f.data[0]);
         info_->in_transaction = status_ != 'I';
         finish_round_trip();
-        if (mode_ == PoolMode::Statement && status_ != 'I') {
-          ledger_.on_response('Z');
-          return false;
-        }
+        if (tracker_) tracker_->on_ready(status_);
+        if (mode_ == PoolMode::Statement && status_ != 'I') return false;
       } else if (f.type == 'S') {
         // The client changed a parameter (SET application_name ...): it follows the client now.
         if (auto p = protocol::ParameterStatus::decode(f.data)) {
@@ -730,12 +782,9 @@ class ClientSession {
         server_->applied.clear();
       }
     }
+    for (const auto& name : ledger_.take_unprepared()) server_->statements.erase(name);
     if (mode_ == PoolMode::Session) return true;
-    if (f.kind == FrameKind::StreamChunk) {
-      out.insert(out.end(), f.data.begin(), f.data.end());
-      return true;
-    }
-    switch (ledger_.on_response(f.type)) {
+    switch (outcome.verdict) {
       case RequestLedger::Verdict::Forward:
         if (f.kind == FrameKind::StreamStart)
           append_header(out, f.type, f.body_length);
@@ -751,8 +800,15 @@ class ClientSession {
         protocol::CommandComplete{"DEALLOCATE"}.encode(out);
         break;
     }
-    for (const auto& name : ledger_.take_unprepared()) server_->statements.erase(name);
     return true;
+  }
+
+  // Hands what finished to the analyzer; it never waits (a full queue drops and counts).
+  void submit_finished() {
+    if (finished_.empty()) return;
+    if (auto* analyzer = proxy_.analyzer())
+      for (auto& e : finished_) analyzer->submit(std::move(e));
+    finished_.clear();
   }
 
   void finish_round_trip() {
@@ -850,8 +906,8 @@ class ClientSession {
   bool server_at_boundary_ = true;
   bool request_started_ = false;
   Clock::time_point request_start_{};
-  int executes_since_sync_ = 0;
-  bool pipelined_ = false;
+  std::optional<ExecutionTracker> tracker_;  // set when analysis is on
+  std::vector<analyzer::ExecutionEvent> finished_;
 };
 }  // namespace
 

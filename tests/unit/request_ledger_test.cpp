@@ -14,7 +14,7 @@ using V = RequestLedger::Verdict;
 // Feeds a string of backend message types; returns the verdicts.
 std::vector<V> respond(RequestLedger& ledger, const std::string& types) {
   std::vector<V> out;
-  for (char t : types) out.push_back(ledger.on_response(t));
+  for (char t : types) out.push_back(ledger.on_response(t).verdict);
   return out;
 }
 
@@ -113,6 +113,40 @@ TEST(RequestLedger, FailedAndSkippedParsesAreReported) {
   l.on_response('E');  // pglens_a fails; pglens_b is skipped by the server
   EXPECT_EQ(l.take_unprepared(), (std::vector<std::string>{"pglens_a", "pglens_b"}));
   EXPECT_TRUE(l.take_unprepared().empty());
+}
+}  // namespace
+}  // namespace pglens::proxy
+
+namespace pglens::proxy {
+namespace {
+TEST(RequestLedger, TagsNameTheRequestEachResponseFinishes) {
+  RequestLedger l;
+  l.push('B');
+  l.push('E', RequestLedger::Handling::Pass, {}, 7);
+  l.push('E', RequestLedger::Handling::Pass, {}, 8);
+  l.push('S');
+  EXPECT_EQ(l.on_response('2').request, 'B');
+  auto row = l.on_response('D');
+  EXPECT_EQ(row.tag, 7u);
+  EXPECT_FALSE(row.completes);
+  auto done = l.on_response('C');
+  EXPECT_EQ(done.tag, 7u);
+  EXPECT_TRUE(done.completes);
+  // The second Execute fails; nothing is skipped since the Sync is next.
+  auto failed = l.on_response('E');
+  EXPECT_EQ(failed.tag, 8u);
+  EXPECT_TRUE(l.take_skipped_tags().empty());
+}
+
+TEST(RequestLedger, SkippedExecutesAreReported) {
+  RequestLedger l;
+  l.push('B');
+  l.push('E', RequestLedger::Handling::Pass, {}, 1);
+  l.push('B');
+  l.push('E', RequestLedger::Handling::Pass, {}, 2);
+  l.push('S');
+  l.on_response('E');  // the first Bind fails: both Executes are skipped
+  EXPECT_EQ(l.take_skipped_tags(), (std::vector<std::uint64_t>{1, 2}));
 }
 }  // namespace
 }  // namespace pglens::proxy

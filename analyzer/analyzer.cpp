@@ -1,0 +1,172 @@
+#include "analyzer/analyzer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace pglens::analyzer {
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+  return buckets;
+}
+
+Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry)
+    : settings_(settings),
+      registry_(std::move(registry)),
+      queue_(settings.queue_capacity),
+      stats_(settings.max_fingerprints),
+      cache_(settings.cache_entries),
+      query_duration_(
+          prometheus::BuildHistogram()
+              .Name("pglens_query_duration_seconds")
+              .Help("Statement latency seen by the proxy, request forwarded to completion")
+              .Register(*registry_)),
+      fingerprint_duration_(prometheus::BuildHistogram()
+                                .Name("pglens_fingerprint_duration_seconds")
+                                .Help("Statement latency for the top fingerprints by total time; "
+                                      "the rest are \"other\"")
+                                .Register(*registry_)),
+      queries_(prometheus::BuildCounter()
+                   .Name("pglens_queries_total")
+                   .Help("Statements executed")
+                   .Register(*registry_)),
+      errors_(prometheus::BuildCounter()
+                  .Name("pglens_query_errors_total")
+                  .Help("Statements that failed, by SQLSTATE class")
+                  .Register(*registry_)),
+      parse_failures_metric_(
+          prometheus::BuildCounter()
+              .Name("pglens_query_parse_failures_total")
+              .Help("Statements libpg_query could not parse (kept under a fallback key)")
+              .Register(*registry_)
+              .Add({})),
+      dropped_metric_(prometheus::BuildCounter()
+                          .Name("pglens_analyzer_events_dropped_total")
+                          .Help("Events dropped because the analyzer queue was full")
+                          .Register(*registry_)
+                          .Add({})) {
+  queries_total_ = &queries_.Add({});
+  other_histogram_ = &fingerprint_duration_.Add({{"fingerprint", "other"}}, latency_buckets());
+  thread_ = std::thread([this] { run(); });
+}
+
+Analyzer::~Analyzer() {
+  queue_.close();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Analyzer::submit(ExecutionEvent&& event) {
+  return queue_.push(std::move(event));
+}
+
+void Analyzer::add_consumer(std::shared_ptr<EventConsumer> consumer) {
+  consumers_.push_back(std::move(consumer));
+}
+
+AnalyzerCounters Analyzer::counters() const {
+  AnalyzerCounters c;
+  c.events = events_;
+  c.dropped = queue_.dropped();
+  c.parse_failures = parse_failures_;
+  c.cache_hits = cache_hits_;
+  c.cache_misses = cache_misses_;
+  c.stats_evictions = stats_.evictions();
+  return c;
+}
+
+void Analyzer::run() {
+  auto last_tick = std::chrono::steady_clock::now();
+  while (auto batch = queue_.pop_all(std::chrono::milliseconds(250))) {
+    for (const auto& event : *batch) {
+      try {
+        process(event);
+      } catch (const std::exception& e) {
+        // Analysis must never take the proxy down: a bad event is logged and skipped.
+        spdlog::debug("analyzer: event skipped: {}", e.what());
+      }
+    }
+    auto dropped = queue_.dropped();
+    if (dropped > reported_drops_) {
+      dropped_metric_.Increment(static_cast<double>(dropped - reported_drops_));
+      reported_drops_ = dropped;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_tick >= std::chrono::seconds(1)) {
+      last_tick = now;
+      refresh_top_k();
+      for (auto& c : consumers_) c->tick();
+    }
+  }
+}
+
+void Analyzer::process(const ExecutionEvent& event) {
+  if (!event.sql || !event.session) return;
+  auto before = cache_.misses();
+  auto shape = cache_.get(*event.sql);
+  if (cache_.misses() != before) {
+    ++cache_misses_;
+    if (!shape->parsed) {
+      ++parse_failures_;
+      parse_failures_metric_.Increment();
+      spdlog::debug("analyzer: cannot parse statement from session {}: {:.200}",
+                    event.session->session_id, *event.sql);
+    }
+  } else {
+    ++cache_hits_;
+  }
+  ++events_;
+  const auto& statements = shape->statements;
+  const StatementShape& s =
+      statements[std::min<std::size_t>(event.statement_index, statements.size() - 1)];
+  stats_.record(s, event);
+
+  double seconds = std::chrono::duration<double>(event.latency).count();
+  auto command = to_string(s.kind);
+  auto key = std::make_tuple(event.session->database, event.session->user, command);
+  auto& h = query_histograms_[key];
+  if (h == nullptr)
+    h = &query_duration_.Add({{"database", event.session->database},
+                              {"user", event.session->user},
+                              {"command", std::string(command)}},
+                             latency_buckets());
+  h->Observe(seconds);
+  auto top = top_histograms_.find(s.fingerprint);
+  (top != top_histograms_.end() ? top->second : other_histogram_)->Observe(seconds);
+  queries_total_->Increment();
+  if (!event.sqlstate.empty()) {
+    auto cls = event.sqlstate.substr(0, 2);
+    auto& counter = error_counters_[cls];
+    if (counter == nullptr) counter = &errors_.Add({{"class", cls}});
+    counter->Increment();
+  }
+  for (auto& c : consumers_) c->consume(event, s);
+}
+
+void Analyzer::refresh_top_k() {
+  auto totals = stats_.totals_by_fingerprint();
+  std::sort(totals.begin(), totals.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (totals.size() > settings_.top_k) totals.resize(settings_.top_k);
+  std::set<std::uint64_t> wanted;
+  for (const auto& [fp, total] : totals) wanted.insert(fp);
+  // A fingerprint leaving the top K loses its series; one entering starts a new one.
+  for (auto it = top_histograms_.begin(); it != top_histograms_.end();) {
+    if (wanted.count(it->first) == 0) {
+      fingerprint_duration_.Remove(it->second);
+      it = top_histograms_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto fp : wanted) {
+    if (top_histograms_.count(fp) != 0) continue;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fp));
+    top_histograms_[fp] = &fingerprint_duration_.Add({{"fingerprint", hex}}, latency_buckets());
+  }
+}
+
+}  // namespace pglens::analyzer

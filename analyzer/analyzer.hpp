@@ -1,0 +1,97 @@
+// The analyzer: takes execution events off the proxy's hands, fingerprints them (cached), keeps
+// per-fingerprint statistics and query metrics, and passes each event on to the rules.
+// Runs on a thread of its own; the proxy only ever calls submit().
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "analyzer/event_queue.hpp"
+#include "analyzer/fingerprint_cache.hpp"
+#include "analyzer/stats_table.hpp"
+
+namespace pglens::analyzer {
+
+// A consumer of analyzed events: the rules. Called on the analyzer thread.
+class EventConsumer {
+ public:
+  virtual ~EventConsumer() = default;
+  virtual void consume(const ExecutionEvent& event, const StatementShape& shape) = 0;
+  // Called about once a second, for work that is not tied to one event.
+  virtual void tick() {}
+};
+
+struct AnalyzerSettings {
+  std::size_t queue_capacity = 65'536;
+  std::size_t max_fingerprints = 5'000;  // statistics entries
+  std::size_t cache_entries = 10'000;    // fingerprint cache
+  std::size_t top_k = 50;                // fingerprints with their own latency histogram
+};
+
+// Prometheus buckets for every latency histogram: 100 µs to 10 s.
+const prometheus::Histogram::BucketBoundaries& latency_buckets();
+
+struct AnalyzerCounters {
+  std::uint64_t events = 0, dropped = 0, parse_failures = 0, cache_hits = 0, cache_misses = 0,
+                stats_evictions = 0;
+};
+
+class Analyzer {
+ public:
+  Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry);
+  ~Analyzer();
+  Analyzer(const Analyzer&) = delete;
+  Analyzer& operator=(const Analyzer&) = delete;
+
+  // From any thread; never blocks. False when the event was dropped (queue full).
+  bool submit(ExecutionEvent&& event);
+
+  std::vector<FingerprintRow> fingerprints(SortBy sort, std::size_t limit) const {
+    return stats_.rows(sort, limit);
+  }
+  AnalyzerCounters counters() const;
+  // Registers a consumer before events flow (not thread-safe against running consumers).
+  void add_consumer(std::shared_ptr<EventConsumer> consumer);
+
+ private:
+  void run();
+  void process(const ExecutionEvent& event);
+  void refresh_top_k();
+
+  AnalyzerSettings settings_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  EventQueue queue_;
+  StatsTable stats_;
+  FingerprintCache cache_;  // analyzer thread only
+  std::vector<std::shared_ptr<EventConsumer>> consumers_;
+
+  prometheus::Family<prometheus::Histogram>& query_duration_;
+  prometheus::Family<prometheus::Histogram>& fingerprint_duration_;
+  prometheus::Family<prometheus::Counter>& queries_;
+  prometheus::Family<prometheus::Counter>& errors_;
+  prometheus::Counter& parse_failures_metric_;
+  prometheus::Counter& dropped_metric_;
+  std::map<std::tuple<std::string, std::string, std::string_view>, prometheus::Histogram*>
+      query_histograms_;
+  std::map<std::uint64_t, prometheus::Histogram*> top_histograms_;  // fingerprint → series
+  prometheus::Histogram* other_histogram_ = nullptr;
+  std::map<std::string, prometheus::Counter*> error_counters_;  // by SQLSTATE class
+  prometheus::Counter* queries_total_ = nullptr;
+  std::uint64_t reported_drops_ = 0;
+
+  std::atomic<std::uint64_t> events_{0}, parse_failures_{0};
+  std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0};
+  std::thread thread_;
+};
+
+}  // namespace pglens::analyzer

@@ -1,0 +1,57 @@
+// One executed statement, as the proxy saw it: what the analyzer and the rules consume.
+// Built on the proxy's thread, handed over through a bounded queue, never shared back.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pglens::analyzer {
+
+// Who ran it; one per client session, shared by all its events.
+struct SessionInfo {
+  std::uint64_t session_id = 0;
+  std::string database, user, application_name, client_address;
+};
+
+// Bounds on what an event carries, so a huge Bind or result never grows the queue.
+inline constexpr std::size_t kMaxParameters = 32;
+inline constexpr std::size_t kMaxParameterBytes = 128;
+inline constexpr std::size_t kSampleRows = 20;
+inline constexpr std::size_t kSampleColumns = 8;
+
+struct ExecutionEvent {
+  std::shared_ptr<const SessionInfo> session;
+  std::uint64_t transaction = 0;  // proxy-side transaction number within the session
+  std::shared_ptr<const std::string>
+      sql;  // the text as sent; a simple query may hold several statements
+  std::uint32_t statement_index = 0;  // which statement of `sql` this was
+  bool extended = false;              // Bind/Execute rather than a simple Query
+  bool pipelined = false;             // more than one Execute before its Sync
+  // Bind values as text (binary ones as \x hex), truncated to kMaxParameterBytes; nullopt is NULL.
+  std::vector<std::optional<std::string>> parameters;
+  std::uint64_t rows = 0;            // returned or affected, from CommandComplete
+  std::vector<std::string> columns;  // result column names, at most kSampleColumns
+  // Hashes (hash_value) of the first kSampleRows rows' values, row after row, columns.size() each.
+  std::vector<std::uint64_t> result_sample;
+  std::chrono::nanoseconds pool_wait{0};  // waited for a server connection before this statement
+  std::chrono::nanoseconds latency{0};    // request forwarded → CommandComplete/ErrorResponse
+  std::chrono::system_clock::time_point finished_at{};
+  std::string sqlstate;  // set when it failed
+};
+
+// The hash that links a result value to a later parameter value (FNV-1a over the text bytes).
+inline std::uint64_t hash_value(std::string_view bytes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace pglens::analyzer

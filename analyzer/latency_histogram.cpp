@@ -1,0 +1,47 @@
+#include "analyzer/latency_histogram.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pglens::analyzer {
+
+int LatencyHistogram::bucket_of(std::chrono::nanoseconds latency) {
+  double us = static_cast<double>(latency.count()) / 1000.0;
+  if (us < 1.0) return 0;
+  int i = 1 + static_cast<int>(std::floor(std::log10(us) * kPerDecade));
+  return std::clamp(i, 1, kBuckets - 1);
+}
+
+std::chrono::nanoseconds LatencyHistogram::bucket_floor(int i) {
+  if (i <= 0) return std::chrono::nanoseconds(0);
+  double us = std::pow(10.0, static_cast<double>(i - 1) / kPerDecade);
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(us * 1000.0));
+}
+
+void LatencyHistogram::observe(std::chrono::nanoseconds latency) {
+  ++buckets_[static_cast<std::size_t>(bucket_of(latency))];
+  ++count_;
+  min_ = std::min(min_, latency);
+  max_ = std::max(max_, latency);
+}
+
+std::chrono::nanoseconds LatencyHistogram::quantile(double q) const {
+  if (count_ == 0) return std::chrono::nanoseconds(0);
+  auto rank =
+      static_cast<std::uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_)));
+  rank = std::max<std::uint64_t>(rank, 1);
+  std::uint64_t seen = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    seen += buckets_[static_cast<std::size_t>(i)];
+    if (seen >= rank) {
+      double lo = static_cast<double>(bucket_floor(i).count());
+      double hi = static_cast<double>(bucket_floor(i + 1).count());
+      auto middle =
+          std::chrono::nanoseconds(static_cast<std::int64_t>(i == 0 ? hi / 2 : std::sqrt(lo * hi)));
+      return std::clamp(middle, min_, max_);
+    }
+  }
+  return max_;
+}
+
+}  // namespace pglens::analyzer

@@ -1,0 +1,30 @@
+// Latencies in log-spaced buckets (20 per decade, 1 µs to 100 s): percentiles within one bucket
+// (about 12%) at a fixed 1.3 KiB, whatever the number of observations.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+
+namespace pglens::analyzer {
+
+class LatencyHistogram {
+ public:
+  static constexpr int kPerDecade = 20;
+  static constexpr int kBuckets = 8 * kPerDecade + 2;  // below 1 µs, 1 µs..100 s, above
+
+  void observe(std::chrono::nanoseconds latency);
+  // The q-quantile (0..1), as the geometric middle of its bucket, clamped to what was seen.
+  std::chrono::nanoseconds quantile(double q) const;
+  std::uint64_t count() const { return count_; }
+  // Lower bound of bucket i (the first bucket starts at zero).
+  static std::chrono::nanoseconds bucket_floor(int i);
+  static int bucket_of(std::chrono::nanoseconds latency);
+
+ private:
+  std::array<std::uint64_t, kBuckets> buckets_{};
+  std::uint64_t count_ = 0;
+  std::chrono::nanoseconds min_{std::chrono::nanoseconds::max()}, max_{0};
+};
+
+}  // namespace pglens::analyzer

@@ -1,0 +1,57 @@
+// What libpg_query tells about a SQL string: per statement, its fingerprint, normalized text,
+// kind, and what the fingerprint cannot see (VALUES rows, IN-list sizes). Costly (a full parse):
+// callers go through FingerprintCache.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pglens::analyzer {
+
+enum class StatementKind {
+  Select,
+  Insert,
+  Update,
+  Delete,
+  Merge,
+  Copy,
+  Begin,
+  Commit,
+  Rollback,
+  Savepoint,
+  Set,
+  Show,
+  Prepare,
+  Execute,
+  Deallocate,
+  Ddl,
+  Other,
+  Unparsed,  // libpg_query could not parse it
+};
+// Upper-case SQL word, used as the `command` label: "SELECT", "INSERT", "BEGIN", "UNPARSED"...
+std::string_view to_string(StatementKind kind);
+bool is_transaction_control(StatementKind kind);
+
+struct StatementShape {
+  std::uint64_t fingerprint = 0;  // libpg_query's; for unparseable text a hash of the text
+  std::string fingerprint_hex;    // 16 hex digits
+  std::string normalized;         // constants replaced by $n (pg_stat_statements style)
+  StatementKind kind = StatementKind::Other;
+  // The fingerprint's blind spots, carried beside it:
+  int values_rows = 0;           // INSERT ... VALUES: number of rows (1 for a single-row insert)
+  int in_list_size = 0;          // largest `IN (...)` list or `= ANY(ARRAY[...])` literal
+  bool any_array_param = false;  // `= ANY($n)`: the size is in the parameter
+  std::string target_table;      // INSERT/UPDATE/DELETE/COPY: the table, as written
+};
+
+struct QueryShape {
+  std::vector<StatementShape> statements;  // one per statement of a (multi-statement) string
+  bool parsed = true;
+};
+
+QueryShape analyze_query(std::string_view sql);
+
+}  // namespace pglens::analyzer

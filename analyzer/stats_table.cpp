@@ -1,0 +1,110 @@
+#include "analyzer/stats_table.hpp"
+
+#include <algorithm>
+
+namespace pglens::analyzer {
+
+namespace {
+double ms(std::chrono::nanoseconds d) {
+  return static_cast<double>(d.count()) / 1e6;
+}
+}  // namespace
+
+void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event) {
+  const auto& s = *event.session;
+  Key key{shape.fingerprint, s.database, s.user, s.application_name};
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    if (entries_.size() >= max_entries_) {
+      entries_.erase(recency_.back());
+      recency_.pop_back();
+      ++evictions_;
+    }
+    recency_.push_front(key);
+    it = entries_.emplace(key, Entry{}).first;
+    auto& e = it->second;
+    e.fingerprint_hex = shape.fingerprint_hex;
+    e.normalized = shape.normalized;
+    e.kind = shape.kind;
+    e.first_seen = event.finished_at;
+    e.recency = recency_.begin();
+  } else {
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
+  }
+  auto& e = it->second;
+  ++e.calls;
+  if (!event.sqlstate.empty()) ++e.errors;
+  e.rows += event.rows;
+  e.total += event.latency;
+  e.min = std::min(e.min, event.latency);
+  e.max = std::max(e.max, event.latency);
+  e.histogram.observe(event.latency);
+  e.last_seen = event.finished_at;
+}
+
+std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) const {
+  std::vector<FingerprintRow> out;
+  {
+    std::lock_guard lock(mutex_);
+    out.reserve(entries_.size());
+    for (const auto& [key, e] : entries_) {
+      FingerprintRow r;
+      r.fingerprint = e.fingerprint_hex;
+      r.query = e.normalized;
+      r.command = std::string(to_string(e.kind));
+      r.database = std::get<1>(key);
+      r.user = std::get<2>(key);
+      r.application_name = std::get<3>(key);
+      r.calls = e.calls;
+      r.errors = e.errors;
+      r.rows = e.rows;
+      r.total_ms = ms(e.total);
+      r.min_ms = e.calls ? ms(e.min) : 0;
+      r.max_ms = ms(e.max);
+      r.mean_ms = e.calls ? r.total_ms / static_cast<double>(e.calls) : 0;
+      r.p50_ms = ms(e.histogram.quantile(0.50));
+      r.p95_ms = ms(e.histogram.quantile(0.95));
+      r.p99_ms = ms(e.histogram.quantile(0.99));
+      r.first_seen = e.first_seen;
+      r.last_seen = e.last_seen;
+      out.push_back(std::move(r));
+    }
+  }
+  auto by = [sort](const FingerprintRow& a, const FingerprintRow& b) {
+    switch (sort) {
+      case SortBy::Calls:
+        return a.calls > b.calls;
+      case SortBy::P99:
+        return a.p99_ms > b.p99_ms;
+      case SortBy::TotalTime:
+        break;
+    }
+    return a.total_ms > b.total_ms;
+  };
+  std::stable_sort(out.begin(), out.end(), by);
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::vector<std::pair<std::uint64_t, std::chrono::nanoseconds>> StatsTable::totals_by_fingerprint()
+    const {
+  std::map<std::uint64_t, std::chrono::nanoseconds> totals;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, e] : entries_) totals[std::get<0>(key)] += e.total;
+  }
+  return {totals.begin(), totals.end()};
+}
+
+std::uint64_t StatsTable::evictions() const {
+  std::lock_guard lock(mutex_);
+  return evictions_;
+}
+
+std::size_t StatsTable::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+}  // namespace pglens::analyzer

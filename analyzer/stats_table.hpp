@@ -1,0 +1,62 @@
+// Per (fingerprint, database, user, application_name): the table pg_stat_statements gives, with
+// percentiles and the client's application. Bounded: the least recently seen entry goes first.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "analyzer/event.hpp"
+#include "analyzer/latency_histogram.hpp"
+#include "analyzer/query_shape.hpp"
+
+namespace pglens::analyzer {
+
+struct FingerprintRow {
+  std::string fingerprint;  // 16 hex digits
+  std::string query;        // normalized text
+  std::string command;      // SELECT, INSERT, ...
+  std::string database, user, application_name;
+  std::uint64_t calls = 0, errors = 0, rows = 0;
+  double total_ms = 0, min_ms = 0, max_ms = 0, mean_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0;
+  std::chrono::system_clock::time_point first_seen{}, last_seen{};
+};
+
+enum class SortBy { TotalTime, Calls, P99 };
+
+class StatsTable {
+ public:
+  explicit StatsTable(std::size_t max_entries = 5000)
+      : max_entries_(max_entries == 0 ? 1 : max_entries) {}
+
+  void record(const StatementShape& shape, const ExecutionEvent& event);
+  std::vector<FingerprintRow> rows(SortBy sort, std::size_t limit) const;
+  // Total time per fingerprint over every database, user and application (for top-K labels).
+  std::vector<std::pair<std::uint64_t, std::chrono::nanoseconds>> totals_by_fingerprint() const;
+  std::uint64_t evictions() const;
+  std::size_t size() const;
+
+ private:
+  using Key = std::tuple<std::uint64_t, std::string, std::string, std::string>;
+  struct Entry {
+    std::string fingerprint_hex, normalized;
+    StatementKind kind = StatementKind::Other;
+    std::uint64_t calls = 0, errors = 0, rows = 0;
+    std::chrono::nanoseconds total{0}, min{std::chrono::nanoseconds::max()}, max{0};
+    LatencyHistogram histogram;
+    std::chrono::system_clock::time_point first_seen{}, last_seen{};
+    std::list<Key>::iterator recency;
+  };
+  mutable std::mutex mutex_;
+  std::size_t max_entries_;
+  std::map<Key, Entry> entries_;
+  std::list<Key> recency_;  // most recently seen first
+  std::uint64_t evictions_ = 0;
+};
+
+}  // namespace pglens::analyzer

@@ -1,0 +1,71 @@
+// Turns the frames a session forwards into analyzer events: which statement text each Execute or
+// simple-query statement ran, with its parameters, rows, a sample of its result, its latency and
+// its error. Sans-I/O and per session; the session feeds it only when analysis is on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "analyzer/event.hpp"
+#include "proxy/protocol/decoder.hpp"
+#include "proxy/request_ledger.hpp"
+
+namespace pglens::proxy {
+
+class ExecutionTracker {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session)
+      : session_(std::move(session)) {}
+
+  // ---- requests, in the order the client sent them ----
+  void on_parse(protocol::ByteView body);
+  void on_bind(protocol::ByteView body);
+  void on_close(protocol::ByteView body);
+  // Each returns the tag to record with the request in the RequestLedger.
+  std::uint64_t on_execute(protocol::ByteView body, Clock::time_point now);
+  std::uint64_t on_query(protocol::ByteView body, Clock::time_point now);
+  void on_sync();
+
+  // ---- responses: the frame with what the ledger said of it; finished statements go to `out` ----
+  void on_response(const protocol::Frame& frame, const RequestLedger::Outcome& outcome,
+                   Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out);
+  void on_skipped(const std::vector<std::uint64_t>& tags);
+  // ReadyForQuery: statements after an 'I' belong to the next transaction.
+  void on_ready(char status);
+  // Time the session waited for a server connection; charged to the next statement.
+  void add_pool_wait(std::chrono::nanoseconds waited) { pool_wait_ += waited; }
+
+  std::size_t pending() const { return executions_.size(); }
+
+ private:
+  struct Portal {
+    std::shared_ptr<const std::string> sql;
+    std::vector<std::optional<std::string>> parameters;
+  };
+  struct Execution {
+    analyzer::ExecutionEvent event;
+    Clock::time_point started;
+    std::size_t sampled_rows = 0;
+  };
+  void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out);
+  Execution start(std::shared_ptr<const std::string> sql, Clock::time_point now);
+
+  std::shared_ptr<const analyzer::SessionInfo> session_;
+  std::unordered_map<std::string, std::shared_ptr<const std::string>>
+      statements_;  // Parse'd, by name
+  std::unordered_map<std::string, Portal> portals_;
+  std::map<std::uint64_t, Execution> executions_;  // by tag, waiting for their completion
+  std::uint64_t next_tag_ = 1;
+  std::uint64_t transaction_ = 1;
+  std::vector<std::uint64_t> executes_since_sync_;
+  std::chrono::nanoseconds pool_wait_{0};
+};
+
+}  // namespace pglens::proxy
