@@ -1,0 +1,260 @@
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "analyzer/analyzer.hpp"
+#include "analyzer/event_queue.hpp"
+#include "analyzer/fingerprint_cache.hpp"
+#include "analyzer/latency_histogram.hpp"
+#include "analyzer/query_shape.hpp"
+#include "analyzer/stats_table.hpp"
+
+namespace pglens::analyzer {
+namespace {
+
+using namespace std::chrono_literals;
+
+const StatementShape& only(const QueryShape& q) {
+  EXPECT_EQ(q.statements.size(), 1u);
+  return q.statements.front();
+}
+
+// ---- golden corpus: SQL → fingerprint, normalized text, kind, VALUES rows, IN-list size ----
+
+nlohmann::json shape_json(const QueryShape& q) {
+  nlohmann::json statements = nlohmann::json::array();
+  for (const auto& s : q.statements) {
+    statements.push_back({{"fingerprint", s.fingerprint_hex},
+                          {"normalized", s.normalized},
+                          {"kind", std::string(to_string(s.kind))},
+                          {"values_rows", s.values_rows},
+                          {"in_list_size", s.in_list_size},
+                          {"any_array_param", s.any_array_param},
+                          {"target_table", s.target_table}});
+  }
+  return {{"parsed", q.parsed}, {"statements", statements}};
+}
+
+TEST(QueryShapeGolden, MatchesTheCorpus) {
+  std::string dir = std::string(PGLENS_SOURCE_DIR) + "/tests/golden/";
+  std::ifstream corpus(dir + "query_shapes.sql");
+  ASSERT_TRUE(corpus) << "missing " << dir << "query_shapes.sql";
+  nlohmann::json actual = nlohmann::json::array();
+  for (std::string line; std::getline(corpus, line);) {
+    if (line.empty() || line.rfind("--", 0) == 0) continue;
+    actual.push_back({{"sql", line}, {"shape", shape_json(analyze_query(line))}});
+  }
+  std::string golden_path = dir + "query_shapes.json";
+  if (std::getenv("PGLENS_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(golden_path) << actual.dump(2) << "\n";
+    GTEST_SKIP() << "golden file rewritten: review the diff";
+  }
+  std::ifstream golden_file(golden_path);
+  ASSERT_TRUE(golden_file) << "missing " << golden_path;
+  auto golden = nlohmann::json::parse(golden_file);
+  ASSERT_EQ(golden.size(), actual.size()) << "corpus and golden file differ in length";
+  for (std::size_t i = 0; i < golden.size(); ++i)
+    EXPECT_EQ(golden[i], actual[i]) << "for: " << actual[i]["sql"];
+}
+
+// The fingerprint's blind spots, stated outright (the golden file records the same facts).
+TEST(QueryShape, EqualityInListAndAnyShareAFingerprintButNotTheirSizes) {
+  auto eq = only(analyze_query("SELECT * FROM users WHERE id = $1"));
+  auto in = only(analyze_query("SELECT * FROM users WHERE id IN (1, 2, 3)"));
+  auto any = only(analyze_query("SELECT * FROM users WHERE id = ANY($1)"));
+  EXPECT_EQ(eq.fingerprint, in.fingerprint);
+  EXPECT_EQ(eq.fingerprint, any.fingerprint);
+  EXPECT_EQ(eq.in_list_size, 0);
+  EXPECT_EQ(in.in_list_size, 3);
+  EXPECT_TRUE(any.any_array_param);
+}
+
+TEST(QueryShape, SingleAndMultiRowInsertShareAFingerprintButNotTheirRowCounts) {
+  auto one = only(analyze_query("INSERT INTO t (a, b) VALUES (1, 'x')"));
+  auto three = only(analyze_query("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')"));
+  EXPECT_EQ(one.fingerprint, three.fingerprint);
+  EXPECT_EQ(one.values_rows, 1);
+  EXPECT_EQ(three.values_rows, 3);
+  EXPECT_EQ(one.kind, StatementKind::Insert);
+  EXPECT_EQ(one.target_table, "t");
+}
+
+TEST(QueryShape, CommentsAndConstantsDoNotChangeTheFingerprint) {
+  EXPECT_EQ(only(analyze_query("SELECT /* x */ 1")).fingerprint,
+            only(analyze_query("SELECT 2")).fingerprint);
+  EXPECT_EQ(only(analyze_query("SELECT * FROM t WHERE a = 1")).normalized,
+            "SELECT * FROM t WHERE a = $1");
+}
+
+TEST(QueryShape, MultiStatementStringsAreSplit) {
+  auto q = analyze_query("BEGIN; UPDATE t SET a = 1 WHERE b = 2; COMMIT");
+  ASSERT_EQ(q.statements.size(), 3u);
+  EXPECT_EQ(q.statements[0].kind, StatementKind::Begin);
+  EXPECT_EQ(q.statements[1].kind, StatementKind::Update);
+  EXPECT_EQ(q.statements[1].normalized, "UPDATE t SET a = $1 WHERE b = $2");
+  EXPECT_EQ(q.statements[2].kind, StatementKind::Commit);
+}
+
+TEST(QueryShape, UnparseableTextGetsAFallbackKey) {
+  auto q = analyze_query("SELEC broken FROM");
+  EXPECT_FALSE(q.parsed);
+  auto s = only(q);
+  EXPECT_EQ(s.kind, StatementKind::Unparsed);
+  EXPECT_EQ(s.fingerprint_hex.size(), 16u);
+  EXPECT_EQ(s.fingerprint, only(analyze_query("SELEC broken FROM")).fingerprint);
+  EXPECT_NE(s.fingerprint, only(analyze_query("SELEC other FROM")).fingerprint);
+}
+
+// ---- fingerprint cache ----
+
+TEST(FingerprintCache, RepeatedTextIsAHit) {
+  FingerprintCache cache(10);
+  auto a = cache.get("SELECT 1");
+  auto b = cache.get("SELECT 1");
+  EXPECT_EQ(a.get(), b.get());  // the same analysis, not a new one
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.misses(), 1u);
+}
+
+TEST(FingerprintCache, EvictsLeastRecentlyUsed) {
+  FingerprintCache cache(2);
+  cache.get("SELECT 1");
+  cache.get("SELECT 2");
+  cache.get("SELECT 1");  // 1 is now the most recent
+  cache.get("SELECT 3");  // evicts 2
+  EXPECT_EQ(cache.evictions(), 1u);
+  EXPECT_EQ(cache.size(), 2u);
+  auto misses = cache.misses();
+  cache.get("SELECT 1");
+  EXPECT_EQ(cache.misses(), misses);
+  cache.get("SELECT 2");
+  EXPECT_EQ(cache.misses(), misses + 1);
+}
+
+TEST(FingerprintCache, BoundedByBytesToo) {
+  FingerprintCache cache(1000, 100);
+  for (int i = 0; i < 10; ++i)
+    cache.get("SELECT '" + std::string(30, static_cast<char>('a' + i)) + "'");
+  EXPECT_LE(cache.size(), 3u);
+}
+
+// ---- latency histogram ----
+
+TEST(LatencyHistogram, PercentilesWithinOneBucketOfExact) {
+  std::mt19937 rng(11);
+  std::lognormal_distribution<double> dist(std::log(2000.0), 1.0);  // µs, median ~2 ms
+  std::vector<std::chrono::nanoseconds> values;
+  LatencyHistogram h;
+  for (int i = 0; i < 20000; ++i) {
+    auto v = std::chrono::nanoseconds(static_cast<std::int64_t>(dist(rng) * 1000));
+    values.push_back(v);
+    h.observe(v);
+  }
+  std::sort(values.begin(), values.end());
+  for (double q : {0.5, 0.9, 0.95, 0.99, 0.999}) {
+    auto exact = values[static_cast<std::size_t>(std::ceil(q * values.size())) - 1];
+    auto estimate = h.quantile(q);
+    // Within one bucket: the estimate lies in the exact value's bucket or a neighbour.
+    EXPECT_LE(std::abs(LatencyHistogram::bucket_of(estimate) - LatencyHistogram::bucket_of(exact)),
+              1)
+        << "q=" << q << " exact " << exact.count() << " ns, estimate " << estimate.count() << " ns";
+  }
+}
+
+TEST(LatencyHistogram, ClampsToWhatWasSeen) {
+  LatencyHistogram h;
+  h.observe(5ms);
+  EXPECT_EQ(h.quantile(0.5), 5ms);
+  EXPECT_EQ(h.quantile(0.99), 5ms);
+  EXPECT_EQ(LatencyHistogram().quantile(0.5), 0ns);
+}
+
+// ---- event queue ----
+
+ExecutionEvent event_for(std::string sql) {
+  ExecutionEvent e;
+  static auto who =
+      std::make_shared<SessionInfo>(SessionInfo{1, "db", "alice", "app", "127.0.0.1"});
+  e.session = who;
+  e.sql = std::make_shared<const std::string>(std::move(sql));
+  e.latency = 1ms;
+  return e;
+}
+
+TEST(EventQueue, DropsAndCountsWhenFull) {
+  EventQueue q(3);
+  for (int i = 0; i < 5; ++i) q.push(event_for("SELECT 1"));
+  EXPECT_EQ(q.dropped(), 2u);
+  auto batch = q.pop_all(0ms);
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->size(), 3u);
+  EXPECT_TRUE(q.push(event_for("SELECT 1")));  // room again
+  q.close();
+  EXPECT_TRUE(q.pop_all(0ms));   // what was queued still comes out
+  EXPECT_FALSE(q.pop_all(0ms));  // then nothing: closed
+}
+
+TEST(EventQueue, PushNeverWaitsForTheConsumer) {
+  EventQueue q(1000);
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100000; ++i) q.push(event_for("SELECT 1"));
+  EXPECT_EQ(q.dropped(), 99000u);
+  // No consumer at all, and yet every push returned.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+}
+
+// ---- stats table and analyzer ----
+
+TEST(StatsTable, KeepsOneRowPerFingerprintDatabaseUserAndApplication) {
+  StatsTable t(100);
+  auto shape = only(analyze_query("SELECT * FROM t WHERE a = 1"));
+  auto e = event_for("SELECT * FROM t WHERE a = 1");
+  e.rows = 2;
+  t.record(shape, e);
+  t.record(shape, e);
+  auto other_app = event_for("x");
+  other_app.session = std::make_shared<SessionInfo>(SessionInfo{2, "db", "alice", "other", ""});
+  t.record(shape, other_app);
+  auto rows = t.rows(SortBy::Calls, 10);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].calls, 2u);
+  EXPECT_EQ(rows[0].rows, 4u);
+  EXPECT_EQ(rows[0].application_name, "app");
+  EXPECT_EQ(rows[0].query, "SELECT * FROM t WHERE a = $1");
+  EXPECT_DOUBLE_EQ(rows[0].total_ms, 2.0);
+}
+
+TEST(StatsTable, BoundedWithEvictionsCounted) {
+  StatsTable t(3);
+  for (int i = 0; i < 5; ++i) {
+    auto sql = "SELECT * FROM t" + std::to_string(i);
+    t.record(only(analyze_query(sql)), event_for(sql));
+  }
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.evictions(), 2u);
+}
+
+TEST(Analyzer, CountsEveryStatementOfAMultiStatementString) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  Analyzer analyzer(AnalyzerSettings{}, registry);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    auto e = event_for("BEGIN; SELECT 1; COMMIT");
+    e.statement_index = i;
+    analyzer.submit(std::move(e));
+  }
+  for (int i = 0; i < 200 && analyzer.counters().events < 3; ++i) std::this_thread::sleep_for(10ms);
+  auto rows = analyzer.fingerprints(SortBy::Calls, 10);
+  ASSERT_EQ(rows.size(), 3u);
+  std::set<std::string> commands;
+  for (const auto& r : rows) commands.insert(r.command);
+  EXPECT_EQ(commands, (std::set<std::string>{"BEGIN", "SELECT", "COMMIT"}));
+}
+
+}  // namespace
+}  // namespace pglens::analyzer
