@@ -1,6 +1,8 @@
 // The admin console: database "pglens" (or "pgbouncer", so tools written for PgBouncer work) on
 // the proxy's own port. SHOW POOLS/STATS/CLIENTS/SERVERS/DATABASES/LISTS/CONFIG/VERSION use
-// PgBouncer's column names and order; PAUSE, RESUME, RELOAD and SHUTDOWN act on the proxy.
+// PgBouncer 1.18's column names, order and types (int8 where PgBouncer sends numeric), so its
+// exporters and dashboards read pglens unchanged; PAUSE, RESUME, RELOAD and SHUTDOWN act on the
+// proxy. Commands are case-insensitive, with an optional trailing semicolon.
 #pragma once
 
 #include <string>
@@ -22,7 +24,7 @@ class AdminConsole {
   struct Result {
     protocol::Bytes response;  // RowDescription/DataRow/CommandComplete, or an ErrorResponse
   };
-  // Runs one simple-protocol query (ReadyForQuery is the caller's).
+  // Runs one simple-protocol query (ReadyForQuery is the caller's). Never throws.
   Result execute(const std::string& sql);
 
  private:

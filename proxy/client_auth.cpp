@@ -29,8 +29,12 @@ awaitable<ClientAuthResult> md5_exchange(tcp::socket& client, const auth::UserSe
                                          const std::string& user) {
   std::string salt(4, '\0');
   RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), 4);
-  if (!co_await send(client, {protocol::Authentication::kMD5Password,
-                              protocol::Bytes(salt.begin(), salt.end())}))
+  // Every request is a named local and every co_await a statement of its own: GCC 12 destroys a
+  // temporary inside `if (!co_await send(client, {...}))` twice (a double free).
+  const protocol::Authentication request{protocol::Authentication::kMD5Password,
+                                         protocol::Bytes(salt.begin(), salt.end())};
+  bool sent = co_await send(client, request);
+  if (!sent)
     co_return ClientAuthResult{false, "08006", "client closed connection during authentication"};
   MessageReader reader(protocol::Direction::Frontend);
   auto msg = co_await read_password(client, reader);
@@ -45,8 +49,10 @@ awaitable<ClientAuthResult> md5_exchange(tcp::socket& client, const auth::UserSe
 awaitable<ClientAuthResult> scram_exchange(tcp::socket& client, const auth::UserSecret* secret,
                                            const std::string& user) {
   static const std::string mechanisms("SCRAM-SHA-256\0\0", 15);
-  if (!co_await send(client, {protocol::Authentication::kSASL,
-                              protocol::Bytes(mechanisms.begin(), mechanisms.end())}))
+  const protocol::Authentication offer{protocol::Authentication::kSASL,
+                                       protocol::Bytes(mechanisms.begin(), mechanisms.end())};
+  bool sent = co_await send(client, offer);
+  if (!sent)
     co_return ClientAuthResult{false, "08006", "client closed connection during authentication"};
   MessageReader reader(protocol::Direction::Frontend);
   auto first = co_await read_password(client, reader);
@@ -62,15 +68,21 @@ awaitable<ClientAuthResult> scram_exchange(tcp::socket& client, const auth::User
   auth::ScramServer scram(secret ? *secret : unknown);
   auto server_first = scram.server_first(protocol::as_chars(*initial->data));
   if (!server_first) co_return denied(user);
-  if (!co_await send(client, {protocol::Authentication::kSASLContinue,
-                              protocol::Bytes(server_first->begin(), server_first->end())}))
+  const protocol::Authentication challenge{
+      protocol::Authentication::kSASLContinue,
+      protocol::Bytes(server_first->begin(), server_first->end())};
+  sent = co_await send(client, challenge);
+  if (!sent)
     co_return ClientAuthResult{false, "08006", "client closed connection during authentication"};
   auto second = co_await read_password(client, reader);
   if (!second) co_return ClientAuthResult{false, "08P01", "expected a SASLResponse"};
   auto server_final = scram.server_final(protocol::as_chars(second->body));
   if (!server_final || secret == nullptr) co_return denied(user);
-  if (!co_await send(client, {protocol::Authentication::kSASLFinal,
-                              protocol::Bytes(server_final->begin(), server_final->end())}))
+  const protocol::Authentication outcome{
+      protocol::Authentication::kSASLFinal,
+      protocol::Bytes(server_final->begin(), server_final->end())};
+  sent = co_await send(client, outcome);
+  if (!sent)
     co_return ClientAuthResult{false, "08006", "client closed connection during authentication"};
   co_return ClientAuthResult{true};
 }

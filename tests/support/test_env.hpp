@@ -31,6 +31,7 @@ class Proxy {
   Proxy& operator=(const Proxy&) = delete;
 
   int port() const { return port_; }
+  int pid() const { return pid_; }  // for signals (SIGHUP reload)
   // libpq conninfo for a client of this proxy.
   std::string conninfo(const std::string& user = "postgres", const std::string& db = "pglens_test",
                        const std::string& extra = "") const;
