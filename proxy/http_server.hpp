@@ -1,0 +1,60 @@
+// pglens' HTTP side (--http HOST:PORT): /metrics for Prometheus, a JSON API (/api/fingerprints,
+// /api/pools, /api/advice) and /healthz.
+// Boost.Beast HTTP/1.1 on the proxy's io_context, a strand per connection, keep-alive, requests
+// bounded in size and idle time. GET only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "proxy/net.hpp"
+
+namespace pglens::proxy {
+
+class ProxyServer;
+
+// What a route answers, before it becomes an HTTP response.
+struct HttpReply {
+  unsigned status = 200;
+  std::string content_type;
+  std::string body;
+};
+
+class HttpServer {
+ public:
+  static constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
+  static constexpr std::size_t kMaxBodyBytes = 8 * 1024;
+  static constexpr std::chrono::seconds kIdleTimeout{60};
+
+  explicit HttpServer(ProxyServer& server);
+
+  // Binds "HOST:PORT" (HOST an address or a name); throws std::runtime_error saying what failed.
+  void bind(const std::string& host_port);
+  // Starts accepting on the server's io_context (call after bind()).
+  void start();
+  std::uint16_t port() const { return port_; }
+
+  // The routing, without sockets: method and request-target in, reply out.
+  HttpReply handle(std::string_view method, std::string_view target) const;
+
+ private:
+  awaitable<void> accept_loop();
+  awaitable<void> serve(tcp::socket socket);
+
+  HttpReply metrics() const;
+  HttpReply fingerprints(std::string_view query) const;
+  HttpReply pools() const;
+  HttpReply advice() const;
+
+  ProxyServer& server_;
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+};
+
+// A JSON reply: the body is j.dump() (invalid UTF-8 replaced), Content-Type application/json.
+HttpReply json_reply(unsigned status, const nlohmann::json& j);
+
+}  // namespace pglens::proxy
