@@ -2,9 +2,11 @@
 
 #include <pg_query.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace pglens::analyzer {
 
@@ -76,6 +78,30 @@ void scan_lists(const json& node, StatementShape& shape) {
     for (const auto& [key, value] : node.items()) scan_lists(value, shape);
   } else if (node.is_array()) {
     for (const auto& value : node) scan_lists(value, shape);
+  }
+}
+
+// A constant as text: what a driver that interpolates client-side would have bound.
+std::optional<std::string> constant_text(const json& c) {
+  if (c.contains("isnull")) return std::nullopt;
+  if (auto it = c.find("ival"); it != c.end()) return std::to_string(it->value("ival", 0));
+  if (auto it = c.find("sval"); it != c.end()) return it->value("sval", std::string());
+  if (auto it = c.find("fval"); it != c.end()) return it->value("fval", std::string());
+  if (auto it = c.find("boolval"); it != c.end()) return it->value("boolval", false) ? "t" : "f";
+  if (auto it = c.find("bsval"); it != c.end()) return it->value("bsval", std::string());
+  return std::nullopt;
+}
+
+void collect_constants(const json& node, std::vector<std::pair<int, std::string>>& out) {
+  if (node.is_object()) {
+    if (auto it = node.find("A_Const"); it != node.end()) {
+      if (auto text = constant_text(*it))
+        out.emplace_back(it->value("location", 0), std::move(*text));
+      return;
+    }
+    for (const auto& [key, value] : node.items()) collect_constants(value, out);
+  } else if (node.is_array()) {
+    for (const auto& value : node) collect_constants(value, out);
   }
 }
 
@@ -176,6 +202,13 @@ QueryShape analyze_query(std::string_view sql) {
         s.target_table = relation_name(body["relation"]);
       }
       scan_lists(body, s);
+      std::vector<std::pair<int, std::string>> constants;
+      collect_constants(body, constants);
+      std::sort(constants.begin(), constants.end());  // the tree's keys are not in text order
+      for (auto& [location, text] : constants) {
+        if (s.literals.size() == 32) break;
+        s.literals.push_back(std::move(text));
+      }
     }
     PgQueryFingerprintResult fp = pg_query_fingerprint(piece.c_str());
     if (fp.error == nullptr) {

@@ -45,6 +45,9 @@ struct StatementShape {
   int in_list_size = 0;          // largest `IN (...)` list or `= ANY(ARRAY[...])` literal
   bool any_array_param = false;  // `= ANY($n)`: the size is in the parameter
   std::string target_table;      // INSERT/UPDATE/DELETE/COPY: the table, as written
+  // Constants in the text, in order (what $1, $2... of `normalized` stand for), at most 32:
+  // a simple-protocol client's parameters.
+  std::vector<std::string> literals;
 };
 
 struct QueryShape {

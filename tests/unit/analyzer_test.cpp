@@ -258,3 +258,13 @@ TEST(Analyzer, CountsEveryStatementOfAMultiStatementString) {
 
 }  // namespace
 }  // namespace pglens::analyzer
+
+namespace pglens::analyzer {
+namespace {
+TEST(QueryShape, LiteralsComeOutInTextOrder) {
+  auto s = analyze_query("SELECT * FROM t WHERE b = 'x' AND a = 42 AND c IN (7, 0) AND d = 1.5")
+               .statements[0];
+  EXPECT_EQ(s.literals, (std::vector<std::string>{"x", "42", "7", "0", "1.5"}));
+}
+}  // namespace
+}  // namespace pglens::analyzer

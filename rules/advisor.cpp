@@ -1,0 +1,28 @@
+#include "rules/advisor.hpp"
+
+namespace pglens::rules {
+
+Advisor::Advisor(RuleSettings settings, MissingIndexRule::Connector connector,
+                 std::shared_ptr<prometheus::Registry> registry)
+    : settings_(settings),
+      findings_(std::move(registry)),
+      n_plus_one_(settings_),
+      row_by_row_(settings_),
+      missing_index_(settings_, std::move(connector), findings_) {}
+
+void Advisor::consume(const analyzer::ExecutionEvent& event,
+                      const analyzer::StatementShape& shape) {
+  auto now = std::chrono::steady_clock::now();
+  n_plus_one_.consume(event, shape, now, findings_);
+  row_by_row_.consume(event, shape, now, findings_);
+  missing_index_.consume(event, shape);
+}
+
+void Advisor::tick() {
+  auto now = std::chrono::steady_clock::now();
+  n_plus_one_.tick(now, findings_);
+  row_by_row_.tick(now, findings_);
+  missing_index_.tick(now);
+}
+
+}  // namespace pglens::rules
