@@ -326,6 +326,28 @@ bool read_pglens(Reader& r, const toml::table& t, Config& c, bool& auth_file_set
        [&](auto& n, auto& k) { return r.integer(n, k, 1, INT32_MAX, c.analysis_queue_size); }},
       {"max_fingerprints",
        [&](auto& n, auto& k) { return r.integer(n, k, 1, INT32_MAX, c.max_fingerprints); }},
+      {"n_plus_one_min",
+       [&](auto& n, auto& k) { return r.integer(n, k, 2, 100000, c.rules.n_plus_one_min); }},
+      {"row_by_row_min",
+       [&](auto& n, auto& k) { return r.integer(n, k, 2, 100000, c.rules.row_by_row_min); }},
+      {"index_min_calls",
+       [&](auto& n, auto& k) { return r.integer(n, k, 1, INT32_MAX, c.rules.index_min_calls); }},
+      {"index_min_total_ms",
+       [&](auto& n, auto& k) {
+         std::int64_t v = 0;
+         if (!r.integer(n, k, 0, INT32_MAX, v)) return false;
+         c.rules.index_min_total_ms = static_cast<double>(v);
+         return true;
+       }},
+      {"index_min_rows",
+       [&](auto& n, auto& k) {
+         std::int64_t v = 0;
+         if (!r.integer(n, k, 0, INT64_MAX, v)) return false;
+         c.rules.index_min_rows = static_cast<double>(v);
+         return true;
+       }},
+      {"index_use_hypopg",
+       [&](auto& n, auto& k) { return r.boolean(n, k, c.rules.index_use_hypopg); }},
       {"fingerprint_top_k",
        [&](auto& n, auto& k) { return r.integer(n, k, 0, 10000, c.fingerprint_top_k); }},
       {"log_level",

@@ -13,6 +13,7 @@
 #include "pool/pool_core.hpp"
 #include "proxy/auth/userlist.hpp"
 #include "proxy/upstream.hpp"
+#include "rules/rule_settings.hpp"
 
 namespace pglens::proxy {
 
@@ -54,6 +55,7 @@ struct Config {
   int analysis_queue_size = 65'536;  // events waiting for the analyzer; beyond, dropped and counted
   int max_fingerprints = 5'000;      // statistics entries (fingerprint × database × user × app)
   int fingerprint_top_k = 50;        // fingerprints with a latency histogram of their own
+  rules::RuleSettings rules;         // n_plus_one_min, row_by_row_min, index_* thresholds
   std::string log_level = "info";
   // [databases]
   std::map<std::string, DatabaseRoute> databases;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "proxy/proxy_server.hpp"
+#include "proxy/report.hpp"
 
 namespace {
 using namespace pglens::proxy;
@@ -80,7 +81,11 @@ std::string apply(const Flags& f, const CLI::App& app, Config& c) {
     for (std::string u; std::getline(ss, u, ',');)
       if (!u.empty()) c.admin_users.push_back(u);
   }
-  if (given("--http")) c.http_listen = f.http;
+  if (given("--http")) {
+    if (!f.http.empty() && !parse_host_port(f.http))
+      return "--http: expected HOST:PORT, got \"" + f.http + "\"";
+    c.http_listen = f.http;
+  }
   if (given("--log-level")) c.log_level = f.log_level;
   if (given("--no-analysis")) c.analysis = !f.no_analysis;
   if (given("--fingerprint-top-k")) c.fingerprint_top_k = f.top_k;
@@ -160,7 +165,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 10000));
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error [info]")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  std::string report_from, report_format = "text";
+  auto* report =
+      app.add_subcommand("report", "print the advice and top statements of a running pglens");
+  report->add_option("--from", report_from, "its --http address, http://HOST:PORT")->required();
+  report->add_option("--format", report_format, "text, markdown or json [text]")
+      ->check(CLI::IsMember({"text", "markdown", "json"}));
   CLI11_PARSE(app, argc, argv);
+  if (*report) {
+    auto format = report_format == "json"       ? ReportFormat::Json
+                  : report_format == "markdown" ? ReportFormat::Markdown
+                                                : ReportFormat::Text;
+    return run_report(report_from, format);
+  }
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   Config config;
@@ -196,8 +213,7 @@ int main(int argc, char** argv) {
   try {
     server.bind();
   } catch (const std::exception& e) {
-    spdlog::critical("cannot listen on {}:{}: {}", config.listen_host, config.listen_port,
-                     e.what());
+    spdlog::critical("{}", e.what());
     return 1;
   }
   server.run();

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/proxy_metrics.hpp"
 #include "proxy/session.hpp"
 
 namespace pglens::proxy {
@@ -11,7 +12,13 @@ ProxyServer::ProxyServer(Config config, std::string config_path)
       config_(std::make_shared<const Config>(std::move(config))),
       io_(static_cast<int>(std::max(1u, config_->threads))),
       acceptor_(io_),
-      signals_(io_, SIGINT, SIGTERM) {
+      signals_(io_, SIGINT, SIGTERM),
+      pool_wait_(prometheus::BuildHistogram()
+                     .Name(std::string(metric::kPoolWait.name))
+                     .Help(std::string(metric::kPoolWait.help))
+                     .Register(*registry_)
+                     .Add({}, analyzer::latency_buckets())),
+      proxy_metrics_(std::make_shared<ProxyMetrics>(*this)) {
   signals_.add(SIGHUP);
   if (config_->analysis) {
     analyzer::AnalyzerSettings a;
@@ -19,6 +26,13 @@ ProxyServer::ProxyServer(Config config, std::string config_path)
     a.max_fingerprints = static_cast<std::size_t>(config_->max_fingerprints);
     a.top_k = static_cast<std::size_t>(config_->fingerprint_top_k);
     analyzer_ = std::make_unique<analyzer::Analyzer>(a, registry_);
+    advisor_ = std::make_shared<rules::Advisor>(
+        config_->rules,
+        [this](const std::string& db, const std::string& user) {
+          return catalog_conninfo(db, user);
+        },
+        registry_);
+    analyzer_->add_consumer(advisor_);
   }
 }
 
@@ -35,12 +49,26 @@ std::shared_ptr<const Config> ProxyServer::config() const {
 
 void ProxyServer::bind() {
   auto cfg = config();
-  tcp::endpoint endpoint(asio::ip::make_address(cfg->listen_host), cfg->listen_port);
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  bound_port_ = acceptor_.local_endpoint().port();
+  try {
+    tcp::endpoint endpoint(asio::ip::make_address(cfg->listen_host), cfg->listen_port);
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    bound_port_ = acceptor_.local_endpoint().port();
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error("cannot listen on " + cfg->listen_host + ":" +
+                             std::to_string(cfg->listen_port) + ": " + e.code().message());
+  }
+  if (!cfg->http_listen.empty()) http_.bind(cfg->http_listen);
+}
+
+std::vector<prometheus::MetricFamily> ProxyServer::collect_metrics() const {
+  auto families = registry_->Collect();
+  auto own = proxy_metrics_->Collect();
+  families.insert(families.end(), std::make_move_iterator(own.begin()),
+                  std::make_move_iterator(own.end()));
+  return families;
 }
 
 void ProxyServer::run() {
@@ -60,6 +88,7 @@ void ProxyServer::run() {
   };
   wait_signal();
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  http_.start();
   asio::co_spawn(asio::make_strand(io_), maintenance_loop(), asio::detached);
   auto cfg = config();
   spdlog::info("pglens listening on {}:{}, upstream {}, pool_mode {}, {} I/O threads",
@@ -131,11 +160,45 @@ std::shared_ptr<ServerPool> ProxyServer::pool_for(const PoolKey& key, const Data
     target.user = !route.upstream.dbname.empty() && !route.upstream.user.empty()
                       ? route.upstream.user
                       : key.user;
+    // No password in the URL: a plaintext password for this user in auth_file logs in upstream,
+    // as PgBouncer does.
+    if (target.upstream.password.empty() && config.userlist) {
+      auto* secret = config.userlist->find(target.user);
+      if (secret && secret->kind == auth::UserSecret::Kind::Plain)
+        target.upstream.password = secret->text;
+    }
     pool = std::make_shared<ServerPool>(
         io_.get_executor(), key, std::move(target), config.pool_settings_for(route),
         config.server_connect_timeout, static_cast<std::size_t>(config.max_prepared_statements));
   }
   return pool;
+}
+
+std::string ProxyServer::catalog_conninfo(const std::string& database,
+                                          const std::string& user) const {
+  auto cfg = config();
+  auto route = cfg->route_for(database);
+  const auto& u = route.upstream;
+  std::string login_user = !u.dbname.empty() && !u.user.empty() ? u.user : user;
+  std::string password = u.password;
+  if (password.empty() && cfg->userlist)
+    if (auto* secret = cfg->userlist->find(login_user);
+        secret && secret->kind == auth::UserSecret::Kind::Plain)
+      password = secret->text;
+  auto quote = [](const std::string& v) {
+    std::string out = "'";
+    for (char c : v) {
+      if (c == '\\' || c == '\'') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  };
+  std::string conninfo = "host=" + quote(u.host) + " port=" + std::to_string(u.port) +
+                         " dbname=" + quote(u.dbname.empty() ? database : u.dbname) +
+                         " user=" + quote(login_user) +
+                         " application_name=pglens-advisor connect_timeout=5";
+  if (!password.empty()) conninfo += " password=" + quote(password);
+  return conninfo;
 }
 
 std::vector<std::shared_ptr<ServerPool>> ProxyServer::pools() const {

@@ -13,8 +13,10 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/config.hpp"
+#include "proxy/http_server.hpp"
 #include "proxy/net.hpp"
 #include "proxy/server_pool.hpp"
+#include "rules/advisor.hpp"
 
 namespace pglens::proxy {
 
@@ -26,7 +28,8 @@ class ProxyServer {
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
-  // Binds the listening socket; throws with a readable message when it cannot.
+  // Binds the listening socket, and the HTTP one when http_listen is set; throws with a readable
+  // message naming the address when it cannot.
   void bind();
   // Serves until shutdown.
   void run();
@@ -53,7 +56,15 @@ class ProxyServer {
   CancelRegistry& cancels() { return cancels_; }
   // Null when analysis is off.
   analyzer::Analyzer* analyzer() { return analyzer_.get(); }
+  // Null when analysis is off.
+  rules::Advisor* advisor() { return advisor_.get(); }
   const std::shared_ptr<prometheus::Registry>& metrics() const { return registry_; }
+  // Everything /metrics shows: the registry's families and the proxy's own, built now.
+  std::vector<prometheus::MetricFamily> collect_metrics() const;
+  // pglens_pool_wait_seconds; sessions observe every wait for a server connection.
+  prometheus::Histogram& pool_wait_histogram() { return pool_wait_; }
+  // The bound --http port, 0 when HTTP is off.
+  std::uint16_t http_port() const { return http_.port(); }
   ClientRegistry& clients() { return clients_; }
   std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const DatabaseRoute& route,
                                        const Config& config);
@@ -66,6 +77,8 @@ class ProxyServer {
   awaitable<void> accept_loop();
   awaitable<void> maintenance_loop();
   void apply(std::shared_ptr<const Config> config);
+  // libpq conninfo for pglens' own (catalog) connection to a database as a user.
+  std::string catalog_conninfo(const std::string& database, const std::string& user) const;
 
   std::string config_path_;
   std::function<void(Config&)> overrides_;
@@ -84,7 +97,11 @@ class ProxyServer {
   Clock::time_point started_at_ = Clock::now();
 
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<rules::Advisor> advisor_;  // before analyzer_: the analyzer's thread uses it
   std::unique_ptr<analyzer::Analyzer> analyzer_;
+  prometheus::Histogram& pool_wait_;
+  std::shared_ptr<prometheus::Collectable> proxy_metrics_;
+  HttpServer http_{*this};
   CancelRegistry cancels_;
   ClientRegistry clients_;
   mutable std::mutex pools_mutex_;

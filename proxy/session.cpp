@@ -66,6 +66,12 @@ std::optional<std::string> deallocate_target(std::string_view sql) {
   return lower;  // unquoted identifiers fold to lower case
 }
 
+// The same error at another severity: FATAL while logging in, ERROR once the client can go on.
+void set_severity(protocol::ErrorResponse& e, std::string_view severity) {
+  std::erase_if(e.fields, [](const auto& f) { return f.first == 'S' || f.first == 'V'; });
+  e.fields.insert(e.fields.begin(), {{'S', std::string(severity)}, {'V', std::string(severity)}});
+}
+
 class ClientSession {
  public:
   ClientSession(tcp::socket client, ProxyServer& server, std::uint64_t id)
@@ -211,6 +217,7 @@ class ClientSession {
     if (!co_await attach()) {
       // The upstream's own reason (no such database, bad password) is the client's answer.
       Bytes out;
+      set_severity(last_acquire_error_, "FATAL");
       last_acquire_error_.encode(out);
       co_await write_all(client_, out);
       end("upstream login failed: " + std::string(last_acquire_error_.message()));
@@ -220,7 +227,7 @@ class ClientSession {
     client_key_ = proxy_.cancels().add_client();
     registered_ = true;
     proxy_.cancels().set_target(client_key_, CancelTarget{server_->endpoint, server_->key});
-    if (mode_ != PoolMode::Session) co_await detach(false);
+    if (mode_ != PoolMode::Session) co_await detach();
 
     Bytes out;
     protocol::Authentication{}.encode(out);
@@ -248,13 +255,13 @@ class ClientSession {
     auto result = co_await pool_->acquire();
     pool_->traffic.wait_us += static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(result.waited).count());
+    proxy_.pool_wait_histogram().Observe(std::chrono::duration<double>(result.waited).count());
     if (!result.connection) {
       info_->state = ClientState::Idle;
       last_acquire_error_ = std::move(result.error);
       co_return false;
     }
     server_ = std::move(result.connection);
-    attached_at_ = Clock::now();
     if (tracker_) tracker_->add_pool_wait(result.waited);
     if (!co_await sync_parameters()) {
       pool_->release(std::move(server_), false);
@@ -301,16 +308,10 @@ class ClientSession {
 
   // Gives the server connection back to the pool (transaction and statement mode, between
   // transactions). Called only when nothing is in flight on it.
-  awaitable<void> detach(bool count_transaction = true) {
+  awaitable<void> detach() {
     info_->state = ClientState::Idle;
     info_->server_id = 0;
     if (registered_) proxy_.cancels().set_target(client_key_, std::nullopt);
-    if (count_transaction) {
-      pool_->traffic.transactions++;
-      pool_->traffic.transaction_us += static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - attached_at_)
-              .count());
-    }
     pool_->release(std::move(server_), true);
     co_return;
   }
@@ -340,7 +341,14 @@ class ClientSession {
         server_->statements.clear();
       }
     }
-    if (!clean) spdlog::info("[c{}] closing server connection s{}: left unclean", id_, server_->id);
+    if (!clean) {
+      spdlog::info("[c{}] closing server connection s{}: left unclean", id_, server_->id);
+      // A query still running there goes on, holding its locks, after its socket is closed:
+      // cancel it, so they go now (best effort, without holding up the pool).
+      if (request_started_ || !ledger_.empty())
+        asio::co_spawn(client_.get_executor(), send_cancel(server_->endpoint, server_->key),
+                       asio::detached);
+    }
     info_->state = ClientState::Idle;
     pool_->release(std::move(server_), clean);
   }
@@ -498,6 +506,10 @@ class ClientSession {
     if (!request_started_) {
       request_started_ = true;
       request_start_ = Clock::now();
+      if (!transaction_started_) {
+        transaction_started_ = true;
+        transaction_start_ = request_start_;
+      }
     }
     if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C') unsynced_ = true;
     if (type == 'S' || type == 'Q') unsynced_ = false;
@@ -633,12 +645,7 @@ class ClientSession {
   // and stays connected.
   awaitable<bool> refuse(char type) {
     Bytes out;
-    last_acquire_error_.fields.erase(
-        std::remove_if(last_acquire_error_.fields.begin(), last_acquire_error_.fields.end(),
-                       [](const auto& f) { return f.first == 'S' || f.first == 'V'; }),
-        last_acquire_error_.fields.end());
-    last_acquire_error_.fields.insert(last_acquire_error_.fields.begin(),
-                                      {{'S', "ERROR"}, {'V', "ERROR"}});
+    set_severity(last_acquire_error_, "ERROR");
     last_acquire_error_.encode(out);
     spdlog::warn("[c{}] {}", id_, last_acquire_error_.message());
     if (!co_await write_all(client_, out)) {
@@ -811,13 +818,20 @@ class ClientSession {
     finished_.clear();
   }
 
+  // At ReadyForQuery: a round trip ended, and with status 'I' a transaction (implicit or not).
   void finish_round_trip() {
     if (!request_started_ || !pool_) return;
     request_started_ = false;
+    auto now = Clock::now();
     pool_->traffic.queries++;
     pool_->traffic.query_us += static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_)
-            .count());
+        std::chrono::duration_cast<std::chrono::microseconds>(now - request_start_).count());
+    if (status_ == 'I' && transaction_started_) {
+      transaction_started_ = false;
+      pool_->traffic.transactions++;
+      pool_->traffic.transaction_us += static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(now - transaction_start_).count());
+    }
   }
 
   // ---- admin console ----
@@ -893,7 +907,6 @@ class ClientSession {
   std::unique_ptr<ServerConnection> server_;
   asio::steady_timer attach_signal_;  // cancelled when a server connection is attached
   protocol::ErrorResponse last_acquire_error_;
-  Clock::time_point attached_at_{};
   protocol::BackendKeyData client_key_;
   bool registered_ = false;
   std::map<std::string, std::string> client_params_;
@@ -906,6 +919,8 @@ class ClientSession {
   bool server_at_boundary_ = true;
   bool request_started_ = false;
   Clock::time_point request_start_{};
+  bool transaction_started_ = false;
+  Clock::time_point transaction_start_{};
   std::optional<ExecutionTracker> tracker_;  // set when analysis is on
   std::vector<analyzer::ExecutionEvent> finished_;
 };

@@ -10,7 +10,9 @@ packages=(
   libspdlog-dev prometheus-cpp-dev libssl-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  postgresql-15 postgresql-client-15 postgresql-15-hypopg
+  postgresql-15 postgresql-client-15 postgresql-15-hypopg pgbouncer
+  python3-asyncpg python3-psycopg2 prometheus-pgbouncer-exporter
+  prometheus curl python3-yaml
 )
 
 missing=()

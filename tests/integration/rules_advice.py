@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The rules end to end: real workloads through pglens against the real Postgres, positive and
 negative, checking the exact findings /api/advice reports (rule, table, columns, parent column)."""
+import atexit
 import json
 import os
 import socket
@@ -26,8 +27,19 @@ def free_port():
     return port
 
 
+RUNNING = []
+
+
+@atexit.register
+def stop_all():
+    # Whatever fails, no pglens outlives the test.
+    for p in RUNNING:
+        p.stop()
+
+
 class Pglens:
     def __init__(self, extra_config=""):
+        RUNNING.append(self)
         self.port, self.http = free_port(), free_port()
         self.dir = tempfile.mkdtemp(prefix="pglens-rules-")
         config = os.path.join(self.dir, "pglens.toml")
@@ -76,7 +88,7 @@ class Pglens:
         raise SystemExit("FAIL: " + message)
 
     def stop(self):
-        if self.proc.poll() is None:
+        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
 
