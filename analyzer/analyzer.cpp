@@ -79,7 +79,8 @@ AnalyzerCounters Analyzer::counters() const {
 
 void Analyzer::run() {
   auto last_tick = std::chrono::steady_clock::now();
-  while (auto batch = queue_.pop_all(std::chrono::milliseconds(250))) {
+  // Batches every 20 ms: analysis lags the traffic by that much at most, at no cost to it.
+  while (auto batch = queue_.pop_all(std::chrono::milliseconds(20))) {
     for (const auto& event : *batch) {
       try {
         process(event);
@@ -125,8 +126,16 @@ void Analyzer::process(const ExecutionEvent& event) {
 
   double seconds = std::chrono::duration<double>(event.latency).count();
   auto command = to_string(s.kind);
-  auto key = std::make_tuple(event.session->database, event.session->user, command);
-  auto& h = query_histograms_[key];
+  // Looked up by views: no key strings are built per event.
+  auto key = std::make_tuple(std::string_view(event.session->database),
+                             std::string_view(event.session->user), command);
+  auto found = query_histograms_.find(key);
+  if (found == query_histograms_.end())
+    found = query_histograms_
+                .emplace(std::make_tuple(event.session->database, event.session->user, command),
+                         nullptr)
+                .first;
+  auto& h = found->second;
   if (h == nullptr)
     h = &query_duration_.Add({{"database", event.session->database},
                               {"user", event.session->user},

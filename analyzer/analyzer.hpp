@@ -81,7 +81,8 @@ class Analyzer {
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Counter& parse_failures_metric_;
   prometheus::Counter& dropped_metric_;
-  std::map<std::tuple<std::string, std::string, std::string_view>, prometheus::Histogram*>
+  std::map<std::tuple<std::string, std::string, std::string_view>, prometheus::Histogram*,
+           std::less<>>
       query_histograms_;
   std::map<std::uint64_t, prometheus::Histogram*> top_histograms_;  // fingerprint → series
   prometheus::Histogram* other_histogram_ = nullptr;

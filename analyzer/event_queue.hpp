@@ -20,7 +20,7 @@ class EventQueue {
 
   // False (and counted) when full or closed.
   bool push(ExecutionEvent&& event);
-  // Takes everything queued, waiting up to `timeout` for the first event (empty on timeout);
+  // Takes everything queued; when nothing is, sleeps `timeout` first (empty if still nothing);
   // nullopt once closed and drained.
   std::optional<std::vector<ExecutionEvent>> pop_all(std::chrono::milliseconds timeout);
   void close();

@@ -12,10 +12,12 @@ double ms(std::chrono::nanoseconds d) {
 
 void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event) {
   const auto& s = *event.session;
-  Key key{shape.fingerprint, s.database, s.user, s.application_name};
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
+  auto it = entries_.find(std::make_tuple(shape.fingerprint, std::string_view(s.database),
+                                          std::string_view(s.user),
+                                          std::string_view(s.application_name)));
   if (it == entries_.end()) {
+    Key key{shape.fingerprint, s.database, s.user, s.application_name};
     if (entries_.size() >= max_entries_) {
       entries_.erase(recency_.back());
       recency_.pop_back();

@@ -54,7 +54,7 @@ class StatsTable {
   };
   mutable std::mutex mutex_;
   std::size_t max_entries_;
-  std::map<Key, Entry> entries_;
+  std::map<Key, Entry, std::less<>> entries_;
   std::list<Key> recency_;  // most recently seen first
   std::uint64_t evictions_ = 0;
 };

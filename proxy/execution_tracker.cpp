@@ -25,7 +25,9 @@ void ExecutionTracker::on_parse(protocol::ByteView body) {
   auto name = in.cstring();
   auto query = in.cstring();
   if (in.failed()) return;
-  statements_[std::string(name)] = std::make_shared<const std::string>(query);
+  auto& text = statements_[std::string(name)];
+  // Drivers re-Parse the unnamed statement with the same text again and again: keep the text.
+  if (!text || *text != query) text = std::make_shared<const std::string>(query);
 }
 
 void ExecutionTracker::on_bind(protocol::ByteView body) {

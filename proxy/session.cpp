@@ -586,7 +586,7 @@ class ClientSession {
     auto statement = in.cstring();
     const ClientStatement* known = nullptr;
     if (!in.failed() && target == 'S' && !statement.empty()) {
-      auto it = client_statements_.find(std::string(statement));
+      auto it = client_statements_.find(statement);
       if (it != client_statements_.end()) known = &it->second;
     }
     if (known == nullptr) {  // unnamed, a portal, unknown or malformed: the server decides
@@ -597,19 +597,20 @@ class ClientSession {
     if (!server_->statements.touch(known->server_name))
       prepare_on_server(known->server_name, known->query, known->param_types, Handling::Skip, out);
     ledger_.push(f.type);
+    // The same message with the server-side name, written straight into `out`.
     auto rest = in.rest();
-    Bytes body;
-    body.reserve(f.data.size() + known->server_name.size());
+    const auto& name = known->server_name;
+    std::size_t head = is_bind ? portal.size() + 1 : 1;
+    append_header(out, f.type, static_cast<std::uint32_t>(head + name.size() + 1 + rest.size()));
     if (is_bind) {
-      body.insert(body.end(), portal.begin(), portal.end());
-      body.push_back(0);
+      out.insert(out.end(), portal.begin(), portal.end());
+      out.push_back(0);
     } else {
-      body.push_back(static_cast<std::uint8_t>(target));
+      out.push_back(static_cast<std::uint8_t>(target));
     }
-    body.insert(body.end(), known->server_name.begin(), known->server_name.end());
-    body.push_back(0);
-    body.insert(body.end(), rest.begin(), rest.end());
-    append_message(out, f.type, body);
+    out.insert(out.end(), name.begin(), name.end());
+    out.push_back(0);
+    out.insert(out.end(), rest.begin(), rest.end());
   }
 
   void rewrite_close(ByteView body, Bytes& out) {
@@ -910,7 +911,7 @@ class ClientSession {
   protocol::BackendKeyData client_key_;
   bool registered_ = false;
   std::map<std::string, std::string> client_params_;
-  std::map<std::string, ClientStatement> client_statements_;
+  std::map<std::string, ClientStatement, std::less<>> client_statements_;
   RequestLedger ledger_;
   char status_ = 'I';             // from the last ReadyForQuery
   bool unsynced_ = false;         // extended-protocol messages sent since the last Sync

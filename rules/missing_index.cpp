@@ -75,7 +75,16 @@ void MissingIndexRule::consume(const analyzer::ExecutionEvent& event,
       shape.kind != StatementKind::Delete)
     return;
   if (!event.sqlstate.empty() || !event.sql) return;
-  auto& c = candidates_[{shape.fingerprint, event.session->database, event.session->user}];
+  auto found =
+      candidates_.find(std::make_tuple(shape.fingerprint, std::string_view(event.session->database),
+                                       std::string_view(event.session->user)));
+  if (found == candidates_.end())
+    found = candidates_
+                .emplace(std::make_tuple(shape.fingerprint, event.session->database,
+                                         event.session->user),
+                         Candidate{})
+                .first;
+  auto& c = found->second;
   if (c.calls == 0) {
     c.fingerprint = shape.fingerprint_hex;
     c.normalized = shape.normalized;
@@ -85,8 +94,10 @@ void MissingIndexRule::consume(const analyzer::ExecutionEvent& event,
   }
   ++c.calls;
   c.total_ms += static_cast<double>(event.latency.count()) / 1e6;
-  // Only a single-statement text can be explained as it is.
-  if (event.statement_index == 0) {
+  // A real instance to EXPLAIN, taken once (and again at each look); only a single-statement
+  // text can be explained as it is.
+  if (event.statement_index == 0 &&
+      (c.sql.empty() || c.calls == static_cast<std::uint64_t>(settings_.index_min_calls))) {
     c.sql = *event.sql;
     c.parameters = event.parameters;
   }

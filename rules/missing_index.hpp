@@ -56,8 +56,8 @@ class MissingIndexRule {
   const RuleSettings& settings_;
   Connector connector_;
   FindingStore& findings_;
-  std::map<std::tuple<std::uint64_t, std::string, std::string>, Candidate>
-      candidates_;  // analyzer thread
+  // By (fingerprint, database, user); analyzer thread only.
+  std::map<std::tuple<std::uint64_t, std::string, std::string>, Candidate, std::less<>> candidates_;
 
   std::mutex mutex_;
   std::condition_variable ready_;

@@ -3,14 +3,6 @@
 # /metrics is still valid and still has the pool and connection metrics (and no analyzer ones).
 source "$(dirname "$0")/../support/lib.sh"
 check=$(dirname "$0")/metrics_check.py
-work=$(mktemp -d)
-cleanup() {
-  local status=$?
-  rm -rf "$work"
-  (exit "$status")
-  on_exit
-}
-trap cleanup EXIT
 HTTP_PORT=$(free_port)
 start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode transaction \
   --no-analysis --http "127.0.0.1:$HTTP_PORT"

@@ -11,28 +11,12 @@ check=$(dirname "$0")/metrics_check.py
 transactions=${PGLENS_METRICS_TRANSACTIONS:-50}  # per client
 clients=${PGLENS_METRICS_CLIENTS:-4}
 expected=$((transactions * clients))
-db=pglens_metrics_$$
-work=$(mktemp -d)
-cleanup() {
-  local status=$?
-  stop_pglens
-  dropdb -p "$PG_DIRECT_PORT" --if-exists --force "$db" >/dev/null 2>&1 || true
-  rm -rf "$work"
-  (exit "$status")
-  on_exit
-}
-trap cleanup EXIT
 
 http_get() {  # PATH [OUTFILE]
   curl -sS --fail-with-body --max-time 10 "http://127.0.0.1:$HTTP_PORT$1" -o "${2:-/dev/stdout}"
 }
 
-# A database of its own: other tests may pgbench -i in pglens_test at the same time.
-createdb -p "$PG_DIRECT_PORT" "$db"
-pgbench -p "$PG_DIRECT_PORT" -i -s 1 -q "$db" >"$work/init.log" 2>&1 || {
-  cat "$work/init.log"
-  fail "pgbench -i failed"
-}
+pgbench_database pglens_metrics 1
 
 for mode in simple extended prepared; do
   HTTP_PORT=$(free_port)

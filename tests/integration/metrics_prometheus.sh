@@ -6,8 +6,6 @@
 source "$(dirname "$0")/../support/lib.sh"
 PROMETHEUS=${PGLENS_PROMETHEUS_BIN:-/usr/bin/prometheus}
 [ -x "$PROMETHEUS" ] || fail "$PROMETHEUS not found (scripts/install-deps.sh installs prometheus)"
-db=pglens_prom_$$
-work=$(mktemp -d)
 PROM_PID=
 cleanup() {
   local status=$?
@@ -20,18 +18,12 @@ cleanup() {
     tail -n 30 "$work/prometheus.log"
   fi
   stop_pglens
-  dropdb -p "$PG_DIRECT_PORT" --if-exists --force "$db" >/dev/null 2>&1 || true
-  rm -rf "$work"
   (exit "$status")
   on_exit
 }
 trap cleanup EXIT
 
-createdb -p "$PG_DIRECT_PORT" "$db"
-pgbench -p "$PG_DIRECT_PORT" -i -s 1 -q "$db" >"$work/init.log" 2>&1 || {
-  cat "$work/init.log"
-  fail "pgbench -i failed"
-}
+pgbench_database pglens_prom 1
 HTTP_PORT=$(free_port)
 start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode transaction \
   --pool-size 4 --http "127.0.0.1:$HTTP_PORT"

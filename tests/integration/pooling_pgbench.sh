@@ -9,21 +9,8 @@
 # pool that is a deadlock (it would be the same direct to Postgres with max_connections 8).
 source "$(dirname "$0")/../support/lib.sh"
 seconds=${PGLENS_POOLING_PGBENCH_SECONDS:-5}
-db=pglens_pool_bench_$$
-work=$(mktemp -d)
-cleanup() {
-  local status=$?
-  stop_pglens
-  dropdb -p "$PG_DIRECT_PORT" --if-exists --force "$db" >/dev/null 2>&1 || true
-  rm -rf "$work"
-  (exit "$status")
-  on_exit
-}
-trap cleanup EXIT
 
-# A database of its own: other tests may pgbench -i in pglens_test at the same time.
-createdb -p "$PG_DIRECT_PORT" "$db"
-pgbench -p "$PG_DIRECT_PORT" -i -s 4 -q "$db" >"$work/init.log" 2>&1 || { cat "$work/init.log"; fail "pgbench -i failed"; }
+pgbench_database pglens_pool_bench 4
 start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode transaction \
   --pool-size 8 --max-overflow 0 --pool-timeout 60
 

@@ -4,8 +4,6 @@ source "$(dirname "$0")/../support/lib.sh"
 start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode session
 via=(psql -X -v ON_ERROR_STOP=1 -p "$PGLENS_PORT")
 direct=(psql -X -v ON_ERROR_STOP=1 -p "$PG_DIRECT_PORT")
-work=$(mktemp -d)
-trap 'rm -rf "$work"; on_exit' EXIT
 
 echo "== \\copy 100k rows in and out"
 "${direct[@]}" -qc "DROP TABLE IF EXISTS copy_rt; CREATE TABLE copy_rt (id int, name text, score float8)"

@@ -10,6 +10,8 @@ export PGHOST=127.0.0.1 PGUSER=postgres PGDATABASE=pglens_test PGCONNECT_TIMEOUT
 PG_DIRECT_PORT=$PGLENS_PGPORT
 PGLENS_PID=
 PGLENS_LOG=$(mktemp /tmp/pglens-sh-log-XXXXXX)
+SCRATCH_DB=
+work=$(mktemp -d /tmp/pglens-sh-work-XXXXXX)  # the test's scratch files, removed on exit
 
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -26,6 +28,10 @@ stop_pglens() {
 on_exit() {
   local status=$?
   stop_pglens
+  if [ -n "$SCRATCH_DB" ]; then
+    dropdb -p "$PG_DIRECT_PORT" --if-exists --force "$SCRATCH_DB" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
   if [ "$status" -ne 0 ]; then
     echo "---- pglens log (last 50 lines) ----"
     tail -n 50 "$PGLENS_LOG"
@@ -45,6 +51,18 @@ start_pglens() {
     sleep 0.025
   done
   echo "pglens did not start"; cat "$PGLENS_LOG"; return 1
+}
+
+# pgbench_database PREFIX SCALE: a database of the test's own, initialized by pgbench -i (other
+# tests may pgbench -i in pglens_test at the same time); sets db; dropped on exit.
+pgbench_database() {
+  SCRATCH_DB="$1_$$"
+  db=$SCRATCH_DB
+  createdb -p "$PG_DIRECT_PORT" "$db"
+  pgbench -p "$PG_DIRECT_PORT" -i -s "$2" -q "$db" >"$work/init.log" 2>&1 || {
+    cat "$work/init.log"
+    fail "pgbench -i failed"
+  }
 }
 
 fail() {
