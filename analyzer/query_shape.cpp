@@ -187,7 +187,11 @@ QueryShape analyze_query(std::string_view sql) {
     StatementShape s;
     const json& stmt = raw["stmt"];
     if (stmt.is_object() && !stmt.empty()) {
-      const auto& [node, body] = *stmt.items().begin();
+      // The statement is an object of one key, its node type. (Not a structured binding over
+      // items(): that proxy is a temporary, and the key would be read after it is gone.)
+      auto first = stmt.begin();
+      const std::string& node = first.key();
+      const json& body = first.value();
       s.kind = kind_of(node, body);
       if (s.kind == StatementKind::Insert) {
         if (body.contains("relation")) s.target_table = relation_name(body["relation"]);

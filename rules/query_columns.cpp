@@ -134,7 +134,10 @@ std::vector<ColumnUse> extract_column_uses(std::string_view statement_sql) {
   if (tree.is_discarded() || tree.value("stmts", json::array()).empty()) return out;
   const json& stmt = tree["stmts"][0]["stmt"];
   if (!stmt.is_object() || stmt.empty()) return out;
-  const auto& [node, body] = *stmt.items().begin();
+  // One key, the node type (read from an iterator, not through the temporary items() proxy).
+  auto first = stmt.begin();
+  const std::string& node = first.key();
+  const json& body = first.value();
   Scope scope;
   if (node == "SelectStmt") {
     collect_tables(body.value("fromClause", json::array()), scope);

@@ -12,4 +12,4 @@ echo "== unit tests under ASan/UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGLENS_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" --target pglens_unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --test-dir build-asan -L unit --output-on-failure --no-tests=error
+  build-asan/bin/pglens_unit_tests --gtest_brief=1
