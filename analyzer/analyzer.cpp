@@ -172,9 +172,8 @@ void Analyzer::refresh_top_k() {
   }
   for (auto fp : wanted) {
     if (top_histograms_.count(fp) != 0) continue;
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fp));
-    top_histograms_[fp] = &fingerprint_duration_.Add({{"fingerprint", hex}}, latency_buckets());
+    top_histograms_[fp] =
+        &fingerprint_duration_.Add({{"fingerprint", fingerprint_hex(fp)}}, latency_buckets());
   }
 }
 

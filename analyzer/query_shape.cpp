@@ -13,12 +13,6 @@ namespace pglens::analyzer {
 namespace {
 using nlohmann::json;
 
-std::string hex16(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 StatementKind kind_of(const std::string& node, const json& body) {
   if (node == "SelectStmt") return StatementKind::Select;
   if (node == "InsertStmt") return StatementKind::Insert;
@@ -109,11 +103,17 @@ StatementShape unparsed(std::string_view text) {
   StatementShape s;
   s.kind = StatementKind::Unparsed;
   s.fingerprint = std::hash<std::string_view>{}(text);
-  s.fingerprint_hex = hex16(s.fingerprint);
+  s.fingerprint_hex = fingerprint_hex(s.fingerprint);
   s.normalized = std::string(text.substr(0, 2000));
   return s;
 }
 }  // namespace
+
+std::string fingerprint_hex(std::uint64_t fingerprint) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fingerprint));
+  return buf;
+}
 
 std::string_view to_string(StatementKind kind) {
   switch (kind) {
@@ -217,10 +217,10 @@ QueryShape analyze_query(std::string_view sql) {
     PgQueryFingerprintResult fp = pg_query_fingerprint(piece.c_str());
     if (fp.error == nullptr) {
       s.fingerprint = fp.fingerprint;
-      s.fingerprint_hex = hex16(fp.fingerprint);
+      s.fingerprint_hex = fingerprint_hex(fp.fingerprint);
     } else {
       s.fingerprint = std::hash<std::string>{}(piece);
-      s.fingerprint_hex = hex16(s.fingerprint);
+      s.fingerprint_hex = fingerprint_hex(s.fingerprint);
     }
     pg_query_free_fingerprint_result(fp);
     PgQueryNormalizeResult norm = pg_query_normalize(piece.c_str());

@@ -57,4 +57,7 @@ struct QueryShape {
 
 QueryShape analyze_query(std::string_view sql);
 
+// A fingerprint as it is shown everywhere: 16 hex digits.
+std::string fingerprint_hex(std::uint64_t fingerprint);
+
 }  // namespace pglens::analyzer
