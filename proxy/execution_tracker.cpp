@@ -116,10 +116,13 @@ void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
 }
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now,
-                              std::vector<analyzer::ExecutionEvent>& out) {
+                              std::vector<analyzer::ExecutionEvent>& out, bool last) {
   e.event.latency = now - e.started;
   e.event.finished_at = std::chrono::system_clock::now();
-  out.push_back(e.event);
+  if (last)
+    out.push_back(std::move(e.event));
+  else
+    out.push_back(e.event);
 }
 
 void ExecutionTracker::on_response(const protocol::Frame& frame,
@@ -160,7 +163,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     case 'C': {
       if (auto cc = protocol::CommandComplete::decode(frame.data))
         e.event.rows = cc->rows().value_or(0);
-      finish(e, now, out);
+      finish(e, now, out, !simple);  // a simple query's next statement reuses the event
       if (simple) {
         // The next statement of the same query string starts now.
         ++e.event.statement_index;
@@ -179,7 +182,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     case 'E': {
       if (auto err = protocol::ErrorResponse::decode(frame.data))
         e.event.sqlstate = std::string(err->sqlstate());
-      finish(e, now, out);
+      finish(e, now, out, true);  // after an error nothing more runs for it
       break;
     }
     default:

@@ -42,8 +42,6 @@ class ExecutionTracker {
   // Time the session waited for a server connection; charged to the next statement.
   void add_pool_wait(std::chrono::nanoseconds waited) { pool_wait_ += waited; }
 
-  std::size_t pending() const { return executions_.size(); }
-
  private:
   struct Portal {
     std::shared_ptr<const std::string> sql;
@@ -54,7 +52,9 @@ class ExecutionTracker {
     Clock::time_point started;
     std::size_t sampled_rows = 0;
   };
-  void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out);
+  // Emits e's event; `last`: nothing more comes for it, so the event is moved, not copied.
+  void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out,
+              bool last);
   Execution start(std::shared_ptr<const std::string> sql, Clock::time_point now);
 
   std::shared_ptr<const analyzer::SessionInfo> session_;

@@ -44,9 +44,6 @@ class RequestLedger {
   };
   // A backend message arrived: whose it is and what the client should get.
   Outcome on_response(char type);
-  // The request the next response will belong to (0 when none is pending).
-  char head_request() const { return pending_.empty() ? 0 : pending_.front().request; }
-  std::uint64_t head_tag() const { return pending_.empty() ? 0 : pending_.front().tag; }
 
   // No request is waiting for an answer.
   bool empty() const { return pending_.empty(); }

@@ -108,26 +108,6 @@ void ServerPool::reconfigure(pool::PoolSettings settings, Clock::duration connec
   execute(std::move(actions));
 }
 
-void ServerPool::close_idle() {
-  pool::Actions actions;
-  {
-    std::lock_guard lock(mutex_);
-    auto now = Clock::now();
-    std::vector<pool::ConnId> idle;
-    for (const auto& [id, conn] : held_)
-      if (core_.state(id) == pool::ConnState::Idle) idle.push_back(id);
-    for (auto id : idle) {
-      auto more = core_.broken(id, now);
-      actions.insert(actions.end(), more.begin(), more.end());
-      if (auto it = held_.find(id); it != held_.end()) {
-        close_socket(*it->second);
-        held_.erase(it);
-      }
-    }
-  }
-  execute(std::move(actions));
-}
-
 void ServerPool::execute(pool::Actions actions) {
   for (const auto& a : actions) {
     spdlog::trace("pool {}/{}: action {} conn {} waiter {}", key_.database, key_.user,

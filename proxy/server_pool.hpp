@@ -61,8 +61,6 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   // Time passed: timeouts, idle closes, min_pool_size.
   void tick();
   void reconfigure(pool::PoolSettings settings, Clock::duration connect_timeout);
-  // Closes every idle connection (e.g. after a restart of the server they are all dead).
-  void close_idle();
 
   TrafficStats traffic;
 
