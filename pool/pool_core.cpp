@@ -153,10 +153,13 @@ Actions PoolCore::release(ConnId conn, bool reusable, TimePoint now) {
 }
 
 Actions PoolCore::broken(ConnId conn, TimePoint now) {
-  auto it = conns_.find(conn);
-  if (it == conns_.end()) return {};
-  if (it->second.state == ConnState::Connecting) return connect_failed(conn, now);
   Actions out;
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return out;
+  if (it->second.state == ConnState::Connecting) {
+    fail_connect(it, now, out);
+    return out;
+  }
   std::optional<Waiter> waiter = it->second.pinging_for;
   close(conn, CloseReason::Broken, out);
   if (waiter) requeue(*waiter);
@@ -188,13 +191,17 @@ Actions PoolCore::connect_failed(ConnId conn, TimePoint now) {
   Actions out;
   auto it = conns_.find(conn);
   if (it == conns_.end() || it->second.state != ConnState::Connecting) return out;
-  conns_.erase(it);
+  fail_connect(it, now, out);
+  return out;
+}
+
+void PoolCore::fail_connect(std::map<ConnId, Conn>::iterator conn, TimePoint now, Actions& out) {
+  conns_.erase(conn);
   if (!waiters_.empty()) {
     out.push_back(fail_action(waiters_.front().id, FailReason::ConnectFailed));
     waiters_.pop_front();
   }
   dispatch(now, out);
-  return out;
 }
 
 Actions PoolCore::ping_result(ConnId conn, bool alive, TimePoint now) {

@@ -6,6 +6,8 @@
 // in, so tests drive it with a fake clock.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -61,7 +63,8 @@ struct Action {
   FailReason fail_reason = FailReason::Timeout;
   bool operator==(const Action&) const = default;
 };
-using Actions = std::vector<Action>;
+// Usually zero to two actions: kept inline, so the hot path allocates nothing.
+using Actions = boost::container::small_vector<Action, 4>;
 
 // What SHOW POOLS and the metrics need.
 struct PoolCounts {
@@ -123,6 +126,8 @@ class PoolCore {
   // Hands idle connections to waiters and opens new ones while the limits allow.
   void dispatch(TimePoint now, Actions& out);
   ConnId open(TimePoint now, Actions& out);
+  // A connect failed: the oldest waiter is told, and dispatch goes on.
+  void fail_connect(std::map<ConnId, Conn>::iterator conn, TimePoint now, Actions& out);
   void close(ConnId conn, CloseReason why, Actions& out);
   bool expired(const Conn& c, TimePoint now) const;
   // A connection free again: back to Idle, unless aged or above the limit.

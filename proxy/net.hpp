@@ -46,11 +46,31 @@ class MessageReader {
   std::string error_;
 };
 
+// Sends what the socket takes right now, without waiting: the number of bytes sent (0 when it
+// would block), or an error in `ec`. The socket almost always takes a whole message batch, so
+// the forwarding path writes this way and waits in the reactor only for a remainder: that
+// saves an asynchronous round trip through the scheduler per write.
+inline std::size_t send_now(tcp::socket& socket, protocol::ByteView bytes, error_code& ec) {
+  ec.clear();
+  if (!socket.non_blocking()) socket.non_blocking(true, ec);
+  if (ec) return 0;
+  std::size_t sent = socket.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ec.clear();
+    return 0;
+  }
+  return ec ? 0 : sent;
+}
+
 // Writes a whole buffer; false when the peer is gone.
 inline awaitable<bool> write_all(tcp::socket& socket, protocol::ByteView bytes) {
-  auto [ec, n] =
-      co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_nothrow);
-  co_return !ec;
+  error_code ec;
+  std::size_t sent = send_now(socket, bytes, ec);
+  if (ec) co_return false;
+  if (sent == bytes.size()) co_return true;
+  auto [write_ec, n] = co_await asio::async_write(
+      socket, asio::buffer(bytes.data() + sent, bytes.size() - sent), use_nothrow);
+  co_return !write_ec;
 }
 
 }  // namespace pglens::proxy

@@ -9,21 +9,35 @@ using namespace asio::experimental::awaitable_operators;
 using pool::Action;
 }  // namespace
 
-// A session waiting for a connection. Written under the pool's mutex; the timer is touched only
-// on the session's executor, where the session waits on it.
+// A session waiting for a connection, in its acquire()'s coroutine frame. The pool points at it
+// (waiters_) while it is queued; `done`, `connection`, `error` and `queued` are written under the
+// pool's mutex.
 struct ServerPool::Waiter {
-  explicit Waiter(asio::any_io_executor ex) : executor(ex), signal(ex, Clock::time_point::max()) {}
-  asio::any_io_executor executor;
-  asio::steady_timer signal;  // cancelled to wake the session
+  Waiter(ServerPool& p, const asio::any_io_executor& executor)
+      : pool(p), parking(executor, p.parkings_) {}
+  ~Waiter() {
+    // Only when its coroutine is destroyed while it waits (shutdown): the queue must not keep
+    // a dangling pointer. Otherwise whoever took it off the queue cleared `queued`, and this
+    // coroutine has seen that under the mutex since.
+    if (queued) {
+      std::lock_guard lock(pool.mutex_);
+      std::erase(pool.waiters_, this);
+    }
+  }
+  ServerPool& pool;
+  pool::WaiterId id = 0;
+  bool queued = false;
   bool done = false;
   std::unique_ptr<ServerConnection> connection;
   protocol::ErrorResponse error;
+  Parking parking;  // woken once done
 };
 
 ServerPool::ServerPool(asio::any_io_executor executor, PoolKey key, ServerTarget target,
                        pool::PoolSettings settings, Clock::duration connect_timeout,
                        std::size_t statement_cache_size)
     : executor_(asio::make_strand(executor)),
+      parkings_(asio::use_service<ParkingService>(asio::query(executor, asio::execution::context))),
       key_(std::move(key)),
       target_(std::move(target)),
       core_(settings),
@@ -32,32 +46,31 @@ ServerPool::ServerPool(asio::any_io_executor executor, PoolKey key, ServerTarget
 
 awaitable<AcquireResult> ServerPool::acquire() {
   auto started = Clock::now();
-  auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
-  pool::WaiterId id;
+  Waiter waiter(*this, co_await asio::this_coro::executor);
   pool::Actions actions;
   {
     std::lock_guard lock(mutex_);
-    id = next_waiter_++;
-    waiters_.emplace(id, waiter);
-    actions = core_.acquire(id, started);
-    spdlog::trace("pool {}/{}: waiter {} queued; {} actions", key_.database, key_.user, id,
-                  actions.size());
+    waiter.id = next_waiter_++;
+    waiter.queued = true;
+    waiters_.push_back(&waiter);
+    actions = core_.acquire(waiter.id, started);
   }
+  // With an idle connection at hand this assigns it to the waiter right here.
   execute(std::move(actions));
   bool done;
   {
     std::lock_guard lock(mutex_);
-    done = waiter->done;
+    done = waiter.done;
   }
   if (!done) {
-    co_await waiter->signal.async_wait(use_nothrow);
+    co_await waiter.parking.wait();
     pool::Actions cancelled;
     {
       std::lock_guard lock(mutex_);
-      if (!waiter->done) {  // the session itself was cancelled while waiting
-        waiters_.erase(id);
-        cancelled = core_.cancel(id, Clock::now());
-        waiter->error =
+      if (!waiter.done) {  // the session itself was cancelled while waiting
+        take_waiter(waiter.id);
+        cancelled = core_.cancel(waiter.id, Clock::now());
+        waiter.error =
             protocol::make_error("57014", "pglens: gave up waiting for a server connection");
       }
     }
@@ -65,8 +78,8 @@ awaitable<AcquireResult> ServerPool::acquire() {
   }
   AcquireResult result;
   std::lock_guard lock(mutex_);
-  result.connection = std::move(waiter->connection);
-  result.error = std::move(waiter->error);
+  result.connection = std::move(waiter.connection);
+  result.error = std::move(waiter.error);
   result.waited = Clock::now() - started;
   ++stats_.waits;
   stats_.total_wait += result.waited;
@@ -81,12 +94,31 @@ void ServerPool::release(std::unique_ptr<ServerConnection> connection, bool reus
   {
     std::lock_guard lock(mutex_);
     auto id = connection->pool_id;
-    held_[id] = std::move(connection);
+    held_.push_back(std::move(connection));
     actions = core_.release(id, reusable, Clock::now());
     spdlog::trace("pool {}/{}: conn {} released (reusable {}); {} actions", key_.database,
                   key_.user, id, reusable, actions.size());
   }
   execute(std::move(actions));
+}
+
+ServerPool::Waiter* ServerPool::take_waiter(pool::WaiterId id) {
+  auto it = std::find_if(waiters_.begin(), waiters_.end(), [&](Waiter* w) { return w->id == id; });
+  if (it == waiters_.end()) return nullptr;
+  Waiter* waiter = *it;
+  waiters_.erase(it);
+  waiter->queued = false;
+  return waiter;
+}
+
+std::unique_ptr<ServerConnection> ServerPool::take_held(pool::ConnId id) {
+  auto it =
+      std::find_if(held_.begin(), held_.end(), [&](const auto& c) { return c->pool_id == id; });
+  if (it == held_.end()) return nullptr;
+  auto conn = std::move(*it);
+  *it = std::move(held_.back());
+  held_.pop_back();
+  return conn;
 }
 
 void ServerPool::tick() {
@@ -117,30 +149,23 @@ void ServerPool::execute(pool::Actions actions) {
         asio::co_spawn(executor_, open(a.conn), asio::detached);
         break;
       case Action::Kind::Assign: {
-        std::shared_ptr<Waiter> waiter;
-        {
-          std::lock_guard lock(mutex_);
-          auto w = waiters_.find(a.waiter);
-          auto c = held_.find(a.conn);
-          if (w == waiters_.end() || c == held_.end()) continue;  // cannot happen: core tracks both
-          waiter = w->second;
-          waiters_.erase(w);
-          waiter->connection = std::move(c->second);
-          held_.erase(c);
-          waiter->done = true;
-        }
-        wake(waiter);
+        std::lock_guard lock(mutex_);
+        Waiter* waiter = take_waiter(a.waiter);
+        auto conn = take_held(a.conn);
+        if (waiter == nullptr || !conn) continue;  // cannot happen: the core tracks both
+        waiter->connection = std::move(conn);
+        waiter->done = true;
+        // Under the mutex: once it is released the waiter may see `done`, return and be gone.
+        waiter->parking.wake();
         break;
       }
       case Action::Kind::Ping: {
         std::unique_ptr<ServerConnection> conn;
         {
           std::lock_guard lock(mutex_);
-          auto c = held_.find(a.conn);
-          if (c == held_.end()) continue;
-          conn = std::move(c->second);
-          held_.erase(c);
+          conn = take_held(a.conn);
         }
+        if (!conn) continue;
         asio::co_spawn(executor_, ping(a.conn, std::move(conn)), asio::detached);
         break;
       }
@@ -149,46 +174,34 @@ void ServerPool::execute(pool::Actions actions) {
         {
           std::lock_guard lock(mutex_);
           ++stats_.closes[a.close_reason];
-          if (auto c = held_.find(a.conn); c != held_.end()) {
-            conn = std::move(c->second);
-            held_.erase(c);
-          }
+          conn = take_held(a.conn);
         }
         if (conn) close_socket(*conn);
         break;
       }
       case Action::Kind::FailWaiter: {
-        std::shared_ptr<Waiter> waiter;
-        {
-          std::lock_guard lock(mutex_);
-          auto w = waiters_.find(a.waiter);
-          if (w == waiters_.end()) continue;
-          waiter = w->second;
-          waiters_.erase(w);
-          waiter->done = true;
-          if (a.fail_reason == pool::FailReason::Timeout) {
-            ++stats_.pool_timeouts;
-            auto seconds = std::chrono::duration<double>(core_.settings().pool_timeout).count();
-            waiter->error = protocol::make_error(
-                "53300",
-                fmt::format(
-                    "pglens: no server connection became free within pool_timeout ({:g} s) for "
-                    "database \"{}\" user \"{}\" (pool_size {}, max_overflow {})",
-                    seconds, key_.database, key_.user, core_.settings().pool_size,
-                    core_.settings().max_overflow));
-          } else {
-            waiter->error = protocol::make_error("08006", last_connect_error_);
-          }
+        std::lock_guard lock(mutex_);
+        Waiter* waiter = take_waiter(a.waiter);
+        if (waiter == nullptr) continue;
+        waiter->done = true;
+        if (a.fail_reason == pool::FailReason::Timeout) {
+          ++stats_.pool_timeouts;
+          auto seconds = std::chrono::duration<double>(core_.settings().pool_timeout).count();
+          waiter->error = protocol::make_error(
+              "53300",
+              fmt::format(
+                  "pglens: no server connection became free within pool_timeout ({:g} s) for "
+                  "database \"{}\" user \"{}\" (pool_size {}, max_overflow {})",
+                  seconds, key_.database, key_.user, core_.settings().pool_size,
+                  core_.settings().max_overflow));
+        } else {
+          waiter->error = protocol::make_error("08006", last_connect_error_);
         }
-        wake(waiter);
+        waiter->parking.wake();
         break;
       }
     }
   }
-}
-
-void ServerPool::wake(const std::shared_ptr<Waiter>& waiter) {
-  asio::post(waiter->executor, [waiter] { waiter->signal.cancel(); });
 }
 
 awaitable<void> ServerPool::open(pool::ConnId id) {
@@ -207,7 +220,7 @@ awaitable<void> ServerPool::open(pool::ConnId id) {
       result.connection->pool_id = id;
       result.connection->statements.set_capacity(statement_cache_size_);
       if (server_parameters_.empty()) server_parameters_ = result.connection->parameters;
-      held_[id] = std::move(result.connection);
+      held_.push_back(std::move(result.connection));
       actions = core_.connected(id, now);
     } else {
       ++stats_.connect_failures;
@@ -247,7 +260,7 @@ awaitable<void> ServerPool::ping(pool::ConnId id, std::unique_ptr<ServerConnecti
       spdlog::info("pool {}/{}: pre-ping found server connection s{} dead, replacing it",
                    key_.database, key_.user, conn->id);
     } else {
-      held_[id] = std::move(conn);
+      held_.push_back(std::move(conn));
     }
     actions = core_.ping_result(id, alive, Clock::now());
   }
@@ -288,8 +301,8 @@ std::vector<protocol::ParameterStatus> ServerPool::server_parameters() const {
 std::vector<std::pair<std::uint64_t, pool::ConnState>> ServerPool::connection_states() const {
   std::lock_guard lock(mutex_);
   std::vector<std::pair<std::uint64_t, pool::ConnState>> out;
-  for (const auto& [id, conn] : held_)
-    if (auto s = core_.state(id)) out.emplace_back(conn->id, *s);
+  for (const auto& conn : held_)
+    if (auto s = core_.state(conn->pool_id)) out.emplace_back(conn->id, *s);
   return out;
 }
 

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <vector>
 
 #include "pool/pool_core.hpp"
+#include "proxy/parking.hpp"
 #include "proxy/server_connection.hpp"
 
 namespace pglens::proxy {
@@ -79,10 +81,13 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   void execute(pool::Actions actions);
   awaitable<void> open(pool::ConnId id);
   awaitable<void> ping(pool::ConnId id, std::unique_ptr<ServerConnection> conn);
-  void wake(const std::shared_ptr<Waiter>& waiter);
+  // Both under the mutex; null when absent.
+  Waiter* take_waiter(pool::WaiterId id);
+  std::unique_ptr<ServerConnection> take_held(pool::ConnId id);
   static void close_socket(ServerConnection& conn);
 
   asio::any_io_executor executor_;
+  ParkingService& parkings_;
   const PoolKey key_;
   const ServerTarget target_;
 
@@ -90,9 +95,12 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   pool::PoolCore core_;
   Clock::duration connect_timeout_;
   std::size_t statement_cache_size_;
-  // Connections the pool holds: idle ones, and those being opened or pinged.
-  std::unordered_map<pool::ConnId, std::unique_ptr<ServerConnection>> held_;
-  std::unordered_map<pool::WaiterId, std::shared_ptr<Waiter>> waiters_;
+  // Connections the pool holds: idle ones, and those being opened or pinged. A few dozen at
+  // most, so a vector searched by pool_id beats a node-based map that allocates per hand-over.
+  std::vector<std::unique_ptr<ServerConnection>> held_;
+  // Sessions waiting, oldest first (the core serves them in that order, so the one it names is
+  // nearly always at the front). Each lives in its acquire()'s coroutine frame.
+  std::deque<Waiter*> waiters_;
   pool::WaiterId next_waiter_ = 1;
   std::vector<protocol::ParameterStatus> server_parameters_;
   std::string last_connect_error_;

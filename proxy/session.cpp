@@ -9,6 +9,7 @@
 #include "proxy/client_auth.hpp"
 #include "proxy/client_parameters.hpp"
 #include "proxy/execution_tracker.hpp"
+#include "proxy/parking.hpp"
 #include "proxy/proxy_server.hpp"
 #include "proxy/request_ledger.hpp"
 
@@ -79,7 +80,7 @@ class ClientSession {
         proxy_(server),
         id_(id),
         config_(server.config()),
-        attach_signal_(client_.get_executor(), Clock::time_point::max()) {
+        attached_(client_.get_executor()) {
     info_ = proxy_.clients().add(id_);
     error_code ec;
     auto remote = client_.remote_endpoint(ec);
@@ -227,7 +228,7 @@ class ClientSession {
     client_key_ = proxy_.cancels().add_client();
     registered_ = true;
     proxy_.cancels().set_target(client_key_, CancelTarget{server_->endpoint, server_->key});
-    if (mode_ != PoolMode::Session) co_await detach();
+    if (mode_ != PoolMode::Session) detach();
 
     Bytes out;
     protocol::Authentication{}.encode(out);
@@ -250,7 +251,7 @@ class ClientSession {
 
   // Takes a server connection from the pool and brings its parameters in line with the client's.
   awaitable<bool> attach() {
-    co_await proxy_.wait_while_paused();
+    if (proxy_.paused()) co_await proxy_.wait_while_paused();
     info_->state = ClientState::Waiting;
     auto result = co_await pool_->acquire();
     pool_->traffic.wait_us += static_cast<std::uint64_t>(
@@ -263,7 +264,11 @@ class ClientSession {
     }
     server_ = std::move(result.connection);
     if (tracker_) tracker_->add_pool_wait(result.waited);
-    if (!co_await sync_parameters()) {
+    // Most of the time the backend already has exactly this client's values (clients of a pool
+    // tend to share them): one map comparison, no SQL built.
+    bool synced = server_->applied == client_params_;
+    if (!synced) synced = co_await sync_parameters();
+    if (!synced) {
       pool_->release(std::move(server_), false);
       info_->state = ClientState::Idle;
       co_return false;
@@ -272,13 +277,16 @@ class ClientSession {
     info_->server_id = server_->id;
     if (registered_)
       proxy_.cancels().set_target(client_key_, CancelTarget{server_->endpoint, server_->key});
-    attach_signal_.cancel();  // wakes server_to_client
+    attached_.wake();  // server_to_client reads from it now
     co_return true;
   }
 
   awaitable<bool> sync_parameters() {
     auto sql = parameter_sync_sql(client_params_, server_->applied, server_->parameters);
-    if (sql.empty()) co_return true;
+    if (sql.empty()) {  // what differs are server defaults the backend already has
+      server_->applied = client_params_;
+      co_return true;
+    }
     Bytes out;
     protocol::Query{sql}.encode(out);
     if (!co_await write_all(server_->socket, out)) {
@@ -308,12 +316,11 @@ class ClientSession {
 
   // Gives the server connection back to the pool (transaction and statement mode, between
   // transactions). Called only when nothing is in flight on it.
-  awaitable<void> detach() {
+  void detach() {
     info_->state = ClientState::Idle;
     info_->server_id = 0;
     if (registered_) proxy_.cancels().set_target(client_key_, std::nullopt);
     pool_->release(std::move(server_), true);
-    co_return;
   }
 
   // At the end of the session: a clean connection goes back to the pool (after
@@ -416,15 +423,29 @@ class ClientSession {
           }
           continue;
         }
-        if (!co_await route(f, out)) co_return;
+        auto step = route(f, out);
+        if (step == Step::NeedServer) {
+          if (!co_await flush_to_server(out)) co_return;
+          if (!co_await attach()) {
+            if (!co_await refuse(f.type)) co_return;
+            continue;
+          }
+          step = route(f, out);
+        }
+        if (step == Step::ReplyReady) {
+          if (!co_await reply_ready()) co_return;
+        }
       }
       if (mode_ == PoolMode::Session) {
         if (verbatim > 0 && !co_await write_all(server_->socket, {buffer.data(), verbatim})) {
           end("server closed connection");
           co_return;
         }
-      } else if (!co_await flush_to_server(out)) {
-        co_return;
+      } else {
+        if (!send_to_server_now(out)) co_return;
+        if (!out.empty()) {  // the socket took only part of it: wait for the rest to go
+          if (!co_await flush_to_server(out)) co_return;
+        }
       }
       if (terminate) {
         end("client sent Terminate");
@@ -433,41 +454,41 @@ class ClientSession {
     }
   }
 
-  // Transaction and statement mode: one frame of the client's stream, with the server it needs.
-  awaitable<bool> route(const protocol::Frame& f, Bytes& out) {
+  // What the caller must do (asynchronously) for a frame route() could not finish.
+  enum class Step {
+    Done,
+    NeedServer,  // nothing done yet: attach a server connection, then route the frame again
+    ReplyReady,  // the end of a batch refused after a failed acquire: send ReadyForQuery
+  };
+
+  // Transaction and statement mode: one frame of the client's stream, rewritten into `out` for
+  // the server connection it needs. Synchronous: the forwarding loop does the waiting.
+  Step route(const protocol::Frame& f, Bytes& out) {
     if (f.kind == FrameKind::StreamChunk) {
       if (!skip_until_sync_ && server_) out.insert(out.end(), f.data.begin(), f.data.end());
-      co_return true;
+      return Step::Done;
     }
     if (skip_until_sync_) {
       // After a failed acquire the client's batch is answered with one error and, at its Sync,
       // ReadyForQuery: as the server would after an error.
       if (f.type == 'S') {
         skip_until_sync_ = false;
-        bool ok = co_await reply_ready();
-        co_return ok;
+        return Step::ReplyReady;
       }
-      co_return true;
+      return Step::Done;
     }
     // A Flush outside an open batch asks for nothing, and COPY messages outside a COPY are
     // ignored by the server: forwarding them could only race a connection being given back.
     bool in_request = !ledger_.empty() || unsynced_;
     if ((f.type == 'H' && !unsynced_) ||
         ((f.type == 'd' || f.type == 'c' || f.type == 'f') && !in_request))
-      co_return true;
-    if (!server_) {
-      if (!co_await flush_to_server(out)) co_return false;
-      bool attached = co_await attach();
-      if (!attached) {
-        bool ok = co_await refuse(f.type);
-        co_return ok;
-      }
-    }
+      return Step::Done;
+    if (!server_) return Step::NeedServer;
     note_request(f.type);
     auto tag = track_request(f);
     if (f.kind == FrameKind::StreamStart) {  // a large CopyData
       append_header(out, f.type, f.body_length);
-      co_return true;
+      return Step::Done;
     }
     switch (f.type) {
       case 'P':
@@ -498,7 +519,7 @@ class ClientSession {
         append_message(out, f.type, f.data);
         break;
     }
-    co_return true;
+    return Step::Done;
   }
 
   // Book-keeping shared by every mode: when a round trip starts, whether the batch is open.
@@ -671,6 +692,26 @@ class ClientSession {
     co_return true;
   }
 
+  // Sends what the server's socket takes now and drops it from `out`; false when the server is
+  // gone. The common case: everything goes, with no trip through the scheduler.
+  bool send_to_server_now(Bytes& out) {
+    if (out.empty()) return true;
+    if (!server_) {
+      out.clear();
+      return true;
+    }
+    error_code ec;
+    std::size_t sent = send_now(server_->socket, out, ec);
+    if (ec) {
+      out.clear();
+      server_dirty_ = true;
+      end("server closed connection");
+      return false;
+    }
+    out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(sent));
+    return true;
+  }
+
   awaitable<bool> flush_to_server(Bytes& out) {
     if (out.empty()) co_return true;
     if (!server_) {
@@ -696,9 +737,8 @@ class ClientSession {
     Bytes out;
     while (true) {
       if (!server_) {
-        co_await attach_signal_.async_wait(use_nothrow);
-        auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
-        if (cancelled != asio::cancellation_type::none || ended_) co_return;
+        auto ec = co_await attached_.wait();
+        if (ec || ended_) co_return;  // cancelled: the other direction ended
         if (!server_) continue;
         decoder = protocol::MessageDecoder(protocol::Direction::Backend);
       }
@@ -737,7 +777,12 @@ class ClientSession {
           mode_ == PoolMode::Session ? ByteView(buffer.data(), n) : ByteView(to_client);
       if (!bytes.empty()) {
         pool_->traffic.bytes_sent += bytes.size();
-        if (!co_await write_all(client_, bytes)) {
+        error_code ec;
+        std::size_t sent = send_now(client_, bytes, ec);
+        bool written = !ec;
+        if (written && sent < bytes.size())
+          written = co_await write_all(client_, bytes.subspan(sent));
+        if (!written) {
           end("client closed connection");
           co_return;
         }
@@ -751,7 +796,7 @@ class ClientSession {
       }
       if (mode_ != PoolMode::Session && server_at_boundary_ && ledger_.empty() && status_ == 'I' &&
           !unsynced_ && !skip_until_sync_) {
-        co_await detach();
+        detach();
       }
     }
   }
@@ -906,7 +951,7 @@ class ClientSession {
   PoolMode mode_ = PoolMode::Session;
   std::shared_ptr<ServerPool> pool_;
   std::unique_ptr<ServerConnection> server_;
-  asio::steady_timer attach_signal_;  // cancelled when a server connection is attached
+  Parking attached_;  // woken when a server connection is attached
   protocol::ErrorResponse last_acquire_error_;
   protocol::BackendKeyData client_key_;
   bool registered_ = false;

@@ -5,9 +5,9 @@ source "$(dirname "$0")/../support/lib.sh"
 start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode session --pool-size 32
 seconds=${PGLENS_PGBENCH_SECONDS:-10}
 
-pgbench -p "$PG_DIRECT_PORT" -i -s 4 -q pglens_test >/dev/null 2>&1 || fail "pgbench -i failed"
+pgbench_database modes 4
 for mode in simple extended prepared; do
-  out=$(pgbench -p "$PGLENS_PORT" -c 16 -j 2 -T "$seconds" -M "$mode" pglens_test 2>&1) || {
+  out=$(pgbench -p "$PGLENS_PORT" -c 16 -j 2 -T "$seconds" -M "$mode" "$db" 2>&1) || {
     echo "$out"
     fail "pgbench -M $mode exited non-zero"
   }
