@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
-#include <thread>
 
 #include "proxy/proxy_server.hpp"
 #include "proxy/report.hpp"
@@ -116,7 +115,7 @@ int main(int argc, char** argv) {
   app.add_option("--upstream", f.upstream, "postgresql://[user[:password]@]host[:port][/dbname]");
   app.add_option("--pool-mode", f.pool_mode, "session, transaction or statement [transaction]")
       ->check(CLI::IsMember({"session", "transaction", "statement"}));
-  app.add_option("--threads", f.threads, "I/O threads [2]")->check(CLI::Range(1u, 256u));
+  app.add_option("--threads", f.threads, "I/O threads [1]")->check(CLI::Range(1u, 256u));
   app.add_option("--pool-size", f.pool_size, "steady server connections per database and user [20]")
       ->check(CLI::Range(1, 100000));
   app.add_option("--min-pool-size", f.min_pool_size, "connections opened ahead of demand [0]")
@@ -181,7 +180,6 @@ int main(int argc, char** argv) {
 
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   Config config;
-  config.threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   if (!f.config_path.empty()) {
     auto loaded = load_config_file(f.config_path, config);
     if (!loaded.config) {

@@ -10,7 +10,8 @@ namespace pglens::proxy {
 ProxyServer::ProxyServer(Config config, std::string config_path)
     : config_path_(std::move(config_path)),
       config_(std::make_shared<const Config>(std::move(config))),
-      io_(static_cast<int>(std::max(1u, config_->threads))),
+      io_threads_(std::max(1u, config_->threads)),
+      io_(static_cast<int>(io_threads_)),
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM),
       pool_wait_(prometheus::BuildHistogram()
@@ -93,8 +94,8 @@ void ProxyServer::run() {
   auto cfg = config();
   spdlog::info("pglens listening on {}:{}, upstream {}, pool_mode {}, {} I/O threads",
                cfg->listen_host, bound_port_, cfg->upstream.display(), to_string(cfg->pool_mode),
-               cfg->threads);
-  for (unsigned i = 1; i < std::max(1u, cfg->threads); ++i)
+               io_threads_);
+  for (unsigned i = 1; i < io_threads_; ++i)
     threads_.emplace_back([this] { io_.run(); });
   io_.run();
   for (auto& t : threads_) t.join();
@@ -232,7 +233,8 @@ awaitable<void> ProxyServer::maintenance_loop() {
 
 awaitable<void> ProxyServer::accept_loop() {
   while (acceptor_.is_open()) {
-    auto strand = asio::make_strand(io_);
+    asio::any_io_executor strand = io_.get_executor();
+    if (io_threads_ > 1) strand = asio::make_strand(io_);
     auto [ec, socket] = co_await acceptor_.async_accept(strand, use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;

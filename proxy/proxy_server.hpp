@@ -85,7 +85,10 @@ class ProxyServer {
   mutable std::mutex config_mutex_;
   std::shared_ptr<const Config> config_;
 
-  // One io_context run by every I/O thread; each session runs on a strand of its own.
+  // One io_context run by every I/O thread; with more than one, each session runs on a strand
+  // of its own. With one, handlers already run one at a time, and a strand would only add a
+  // lock and a queue hop to every one of them.
+  const unsigned io_threads_;
   asio::io_context io_;
   std::vector<std::thread> threads_;
   tcp::acceptor acceptor_;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <cstring>
 #include <regex>
 
 #include "proxy/admin_console.hpp"
@@ -34,16 +35,25 @@ std::int64_t wall_clock_us() {
       .count();
 }
 
-void append_header(Bytes& out, char type, std::uint32_t body_length) {
-  out.push_back(static_cast<std::uint8_t>(type));
+// Appends a message header and makes room for `body_length` bytes after it; returns where the
+// body goes. One resize per message: every message forwarded passes through here.
+std::uint8_t* append_header(Bytes& out, char type, std::uint32_t body_length,
+                            std::size_t reserve_body = 0) {
+  std::size_t at = out.size();
+  out.resize(at + 5 + reserve_body);
+  std::uint8_t* p = out.data() + at;
   std::uint32_t len = body_length + 4;
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<std::uint8_t>(len >> shift));
+  p[0] = static_cast<std::uint8_t>(type);
+  p[1] = static_cast<std::uint8_t>(len >> 24);
+  p[2] = static_cast<std::uint8_t>(len >> 16);
+  p[3] = static_cast<std::uint8_t>(len >> 8);
+  p[4] = static_cast<std::uint8_t>(len);
+  return p + 5;
 }
 
 void append_message(Bytes& out, char type, ByteView body) {
-  append_header(out, type, static_cast<std::uint32_t>(body.size()));
-  out.insert(out.end(), body.begin(), body.end());
+  auto* p = append_header(out, type, static_cast<std::uint32_t>(body.size()), body.size());
+  if (!body.empty()) std::memcpy(p, body.data(), body.size());
 }
 
 // `DEALLOCATE [PREPARE] name|ALL` as a whole simple query: the statement named, or "" for ALL.
