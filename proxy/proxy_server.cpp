@@ -95,8 +95,7 @@ void ProxyServer::run() {
   spdlog::info("pglens listening on {}:{}, upstream {}, pool_mode {}, {} I/O threads",
                cfg->listen_host, bound_port_, cfg->upstream.display(), to_string(cfg->pool_mode),
                io_threads_);
-  for (unsigned i = 1; i < io_threads_; ++i)
-    threads_.emplace_back([this] { io_.run(); });
+  for (unsigned i = 1; i < io_threads_; ++i) threads_.emplace_back([this] { io_.run(); });
   io_.run();
   for (auto& t : threads_) t.join();
   threads_.clear();

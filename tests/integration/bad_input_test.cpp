@@ -121,7 +121,7 @@ TEST_F(BadInputTest, SilentClientTimesOut) {
   auto e = error_in(reply);
   ASSERT_TRUE(e);
   EXPECT_NE(e->message().find("login timeout"), std::string_view::npos);
-  EXPECT_NE(proxy.log().find("startup timeout"), std::string::npos);
+  EXPECT_TRUE(proxy.log_shows("startup timeout")) << proxy.log();
 }
 
 TEST_F(BadInputTest, NegativeLengthAfterLogin) {
@@ -156,7 +156,7 @@ TEST_F(BadInputTest, UnknownMessageType) {
   auto e = error_in(s->read_until_closed(5s));
   ASSERT_TRUE(e);
   EXPECT_NE(e->message().find("unknown message type '!'"), std::string_view::npos) << e->message();
-  EXPECT_NE(proxy.log().find("protocol violation"), std::string::npos);
+  EXPECT_TRUE(proxy.log_shows("protocol violation")) << proxy.log();
 }
 
 TEST_F(BadInputTest, GarbageBytes) {
@@ -175,9 +175,7 @@ TEST_F(BadInputTest, ClientVanishesMidQuery) {
     pp::Query{"SELECT pg_sleep(0.2)"}.encode(q);
     s->send(std::vector<std::uint8_t>(q.begin(), q.end() - 3));  // half a message, then gone
   }
-  std::this_thread::sleep_for(200ms);
-  EXPECT_NE(proxy.log().find("client closed connection (mid-message)"), std::string::npos)
-      << proxy.log();
+  EXPECT_TRUE(proxy.log_shows("client closed connection (mid-message)")) << proxy.log();
 }
 
 }  // namespace

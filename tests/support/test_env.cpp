@@ -145,6 +145,15 @@ std::string Proxy::log() const {
   return ss.str();
 }
 
+bool Proxy::log_shows(std::string_view text, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 Connection connect(const std::string& conninfo) {
   Connection c(PQconnectdb(conninfo.c_str()));
   if (PQstatus(c.get()) != CONNECTION_OK)

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pglens::test {
@@ -36,6 +37,10 @@ class Proxy {
   std::string conninfo(const std::string& user = "postgres", const std::string& db = "pglens_test",
                        const std::string& extra = "") const;
   std::string log() const;  // what pglens logged so far
+  // Whether `text` shows up in the log within `timeout`: pglens logs a disconnect after it closed
+  // the socket, so a client that saw the close may look before the line is there.
+  bool log_shows(std::string_view text,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
   bool running() const;
 
  private:
