@@ -1,5 +1,7 @@
 #include "proxy/execution_tracker.hpp"
 
+#include <charconv>
+
 #include "proxy/protocol/messages.hpp"
 
 namespace pglens::proxy {
@@ -17,6 +19,16 @@ std::string bounded_text(protocol::ByteView value, bool binary) {
     out.push_back(hex[value[i] & 15]);
   }
   return out;
+}
+// The row count at the end of a CommandComplete tag ("INSERT 0 5", "SELECT 3"), read in place.
+std::uint64_t command_rows(protocol::ByteView body) {
+  auto tag = protocol::as_chars(body);
+  if (!tag.empty() && tag.back() == '\0') tag.remove_suffix(1);
+  auto space = tag.rfind(' ');
+  if (space == std::string_view::npos) return 0;
+  std::uint64_t n = 0;
+  auto [end, ec] = std::from_chars(tag.data() + space + 1, tag.data() + tag.size(), n);
+  return ec == std::errc() && end == tag.data() + tag.size() ? n : 0;
 }
 }  // namespace
 
@@ -83,7 +95,12 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   if (it == portals_.end() || !it->second.sql) return 0;
   auto e = start(it->second.sql, now);
   e.event.extended = true;
-  e.event.parameters = it->second.parameters;
+  // Drivers bind the unnamed portal afresh for every statement: its parameters are not needed
+  // again, so they move instead of being copied. A named portal may be executed again.
+  if (portal.empty())
+    e.event.parameters = std::move(it->second.parameters);
+  else
+    e.event.parameters = it->second.parameters;
   auto tag = next_tag_++;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
   executes_since_sync_.push_back(tag);
@@ -161,8 +178,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
       break;
     }
     case 'C': {
-      if (auto cc = protocol::CommandComplete::decode(frame.data))
-        e.event.rows = cc->rows().value_or(0);
+      e.event.rows = command_rows(frame.data);
       finish(e, now, out, !simple);  // a simple query's next statement reuses the event
       if (simple) {
         // The next statement of the same query string starts now.

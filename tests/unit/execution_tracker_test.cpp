@@ -1,0 +1,160 @@
+// ExecutionTracker: frames in, analyzer events out (no I/O). The session drives it together with
+// the RequestLedger, as here.
+#include "proxy/execution_tracker.hpp"
+
+#include <gtest/gtest.h>
+
+#include "proxy/protocol/messages.hpp"
+
+namespace pglens::proxy {
+namespace {
+
+namespace pp = protocol;
+using Clock = ExecutionTracker::Clock;
+
+pp::Bytes body_of(const pp::Bytes& message) {
+  return pp::Bytes(message.begin() + 5, message.end());
+}
+
+template <typename M>
+pp::Bytes encoded_body(const M& m) {
+  pp::Bytes out;
+  m.encode(out);
+  return body_of(out);
+}
+
+class TrackerTest : public ::testing::Test {
+ protected:
+  TrackerTest() : tracker(session()) {}
+
+  static std::shared_ptr<const analyzer::SessionInfo> session() {
+    auto s = std::make_shared<analyzer::SessionInfo>();
+    s->session_id = 7;
+    s->database = "db";
+    s->user = "u";
+    return s;
+  }
+
+  // Client side: Parse/Bind/Execute/Sync of `sql` with text parameters, unnamed.
+  void send_batch(const std::string& sql, const std::vector<std::string>& params) {
+    auto parse = encoded_body(pp::Parse{"", sql, {}});
+    tracker.on_parse(parse);
+    ledger.push('P');
+    pp::Bind bind;
+    for (const auto& p : params) bind.params.emplace_back(pp::Bytes(p.begin(), p.end()));
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    auto e = encoded_body(pp::Execute{"", 0});
+    ledger.push('E', RequestLedger::Handling::Pass, {}, tracker.on_execute(e, now));
+    tracker.on_sync();
+    ledger.push('S');
+  }
+
+  // Server side: one response message.
+  void receive(char type, const pp::Bytes& body = pp::Bytes{}) {
+    pp::Frame f;
+    f.kind = pp::FrameKind::Message;
+    f.type = type;
+    f.data = body;
+    f.body_length = static_cast<std::uint32_t>(body.size());
+    auto outcome = ledger.on_response(type);
+    tracker.on_response(f, outcome, now, events);
+    if (type == 'Z') tracker.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
+  }
+
+  void complete(const std::string& tag) {
+    pp::Bytes b(tag.begin(), tag.end());
+    b.push_back(0);
+    receive('C', b);
+  }
+
+  ExecutionTracker tracker;
+  RequestLedger ledger;
+  Clock::time_point now = Clock::now();
+  std::vector<analyzer::ExecutionEvent> events;
+};
+
+TEST_F(TrackerTest, OneEventPerExecuteWithItsParametersAndRows) {
+  send_batch("SELECT * FROM t WHERE id = $1", {"42"});
+  receive('1');
+  receive('2');
+  complete("SELECT 3");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(*e.sql, "SELECT * FROM t WHERE id = $1");
+  EXPECT_TRUE(e.extended);
+  EXPECT_FALSE(e.pipelined);
+  ASSERT_EQ(e.parameters.size(), 1u);
+  EXPECT_EQ(e.parameters[0], "42");
+  EXPECT_EQ(e.rows, 3u);
+  EXPECT_EQ(e.session->session_id, 7u);
+}
+
+TEST_F(TrackerTest, RowCountsComeFromTheCommandTag) {
+  for (auto [tag, rows] : std::vector<std::pair<std::string, std::uint64_t>>{
+           {"INSERT 0 5", 5}, {"UPDATE 12", 12}, {"BEGIN", 0}, {"SELECT x", 0}}) {
+    events.clear();
+    send_batch("SELECT 1", {});
+    receive('1');
+    receive('2');
+    complete(tag);
+    receive('Z', {'I'});
+    ASSERT_EQ(events.size(), 1u) << tag;
+    EXPECT_EQ(events[0].rows, rows) << tag;
+  }
+}
+
+TEST_F(TrackerTest, EachExecuteOfTheUnnamedPortalKeepsItsOwnParameters) {
+  // Two statements bound and executed in one pipelined batch: each event has the values its
+  // own Bind carried, though the unnamed portal's are moved rather than copied.
+  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
+  ledger.push('P');
+  for (std::string v : {"a", "b"}) {
+    pp::Bind bind;
+    bind.params.emplace_back(pp::Bytes(v.begin(), v.end()));
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+  }
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1');
+  receive('2');
+  complete("INSERT 0 1");
+  receive('2');
+  complete("INSERT 0 1");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].parameters.at(0), "a");
+  EXPECT_EQ(events[1].parameters.at(0), "b");
+  EXPECT_TRUE(events[0].pipelined);
+  EXPECT_TRUE(events[1].pipelined);
+}
+
+TEST_F(TrackerTest, ANamedPortalExecutedTwiceReportsItsParametersBothTimes) {
+  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
+  ledger.push('P');
+  pp::Bind bind;
+  bind.portal = "cursor";
+  bind.params.emplace_back(pp::Bytes{'x'});
+  tracker.on_bind(encoded_body(bind));
+  ledger.push('B');
+  for (int i = 0; i < 2; ++i)
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"cursor", 1}), now));
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1');
+  receive('2');
+  complete("SELECT 1");
+  complete("SELECT 1");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].parameters.at(0), "x");
+  EXPECT_EQ(events[1].parameters.at(0), "x");
+}
+
+}  // namespace
+}  // namespace pglens::proxy
