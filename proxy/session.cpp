@@ -399,6 +399,7 @@ class ClientSession {
         n = got;
       }
       if (pool_) pool_->traffic.bytes_received += n;
+      read_at_ = Clock::now();
       info_->request_time_us = wall_clock_us();
       ByteView input(buffer.data(), n);
       bool terminate = false;
@@ -536,7 +537,7 @@ class ClientSession {
   void note_request(char type) {
     if (!request_started_) {
       request_started_ = true;
-      request_start_ = Clock::now();
+      request_start_ = read_at_;
       if (!transaction_started_) {
         transaction_started_ = true;
         transaction_start_ = request_start_;
@@ -569,9 +570,9 @@ class ClientSession {
         tracker_->on_sync();
         return 0;
       case 'E':
-        return tracker_->on_execute(f.data, Clock::now());
+        return tracker_->on_execute(f.data, read_at_);
       case 'Q':
-        return tracker_->on_query(f.data, Clock::now());
+        return tracker_->on_query(f.data, read_at_);
       default:
         return 0;
     }
@@ -763,6 +764,7 @@ class ClientSession {
           co_await send_fatal("08006", "pglens: the server connection was lost");
         co_return;
       }
+      read_at_ = Clock::now();
       ByteView input(buffer.data(), n);
       out.clear();
       bool fatal = false;
@@ -820,7 +822,7 @@ class ClientSession {
     }
     auto outcome = ledger_.on_response(f.type);
     if (tracker_) {
-      tracker_->on_response(f, outcome, Clock::now(), finished_);
+      tracker_->on_response(f, outcome, read_at_, finished_);
       auto skipped = ledger_.take_skipped_tags();
       if (!skipped.empty()) tracker_->on_skipped(skipped);
     }
@@ -878,7 +880,7 @@ class ClientSession {
   void finish_round_trip() {
     if (!request_started_ || !pool_) return;
     request_started_ = false;
-    auto now = Clock::now();
+    auto now = read_at_;
     pool_->traffic.queries++;
     pool_->traffic.query_us += static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(now - request_start_).count());
@@ -977,6 +979,9 @@ class ClientSession {
   Clock::time_point request_start_{};
   bool transaction_started_ = false;
   Clock::time_point transaction_start_{};
+  // When the bytes being handled were read (either direction): every timestamp of a read's
+  // messages, one clock read per read instead of one per message.
+  Clock::time_point read_at_{};
   std::optional<ExecutionTracker> tracker_;  // set when analysis is on
   std::vector<analyzer::ExecutionEvent> finished_;
 };
