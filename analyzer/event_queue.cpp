@@ -14,16 +14,15 @@ bool EventQueue::push(ExecutionEvent&& event) {
   return true;
 }
 
-std::optional<std::vector<ExecutionEvent>> EventQueue::pop_all(std::chrono::milliseconds timeout) {
+std::optional<std::deque<ExecutionEvent>> EventQueue::pop_all(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   if (events_.empty() && !closed_) {
     // Sleep for the batch interval (close() wakes it early), then take what came.
     ready_.wait_for(lock, timeout, [this] { return closed_; });
   }
   if (closed_ && events_.empty()) return std::nullopt;
-  std::vector<ExecutionEvent> out(std::make_move_iterator(events_.begin()),
-                                  std::make_move_iterator(events_.end()));
-  events_.clear();
+  std::deque<ExecutionEvent> out;
+  out.swap(events_);
   return out;
 }
 

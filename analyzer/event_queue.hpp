@@ -8,7 +8,6 @@
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <vector>
 
 #include "analyzer/event.hpp"
 
@@ -21,8 +20,9 @@ class EventQueue {
   // False (and counted) when full or closed.
   bool push(ExecutionEvent&& event);
   // Takes everything queued; when nothing is, sleeps `timeout` first (empty if still nothing);
-  // nullopt once closed and drained.
-  std::optional<std::vector<ExecutionEvent>> pop_all(std::chrono::milliseconds timeout);
+  // nullopt once closed and drained. The whole queue changes hands in O(1), so producers never
+  // wait on the lock while a batch is copied out.
+  std::optional<std::deque<ExecutionEvent>> pop_all(std::chrono::milliseconds timeout);
   void close();
 
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
