@@ -7,6 +7,12 @@
 namespace pglens::proxy {
 
 namespace {
+ClientAuthResult accepted() {
+  ClientAuthResult r;
+  r.ok = true;
+  return r;
+}
+
 ClientAuthResult denied(const std::string& user) {
   // The same words whatever went wrong, as PostgreSQL: no hint whether the user exists.
   return {false, "28P01", "password authentication failed for user \"" + user + "\""};
@@ -43,7 +49,7 @@ awaitable<ClientAuthResult> md5_exchange(tcp::socket& client, const auth::UserSe
   if (!password || secret == nullptr ||
       !auth::verify_md5_response(*secret, user, salt, password->password))
     co_return denied(user);
-  co_return ClientAuthResult{true};
+  co_return accepted();
 }
 
 awaitable<ClientAuthResult> scram_exchange(tcp::socket& client, const auth::UserSecret* secret,
@@ -84,13 +90,13 @@ awaitable<ClientAuthResult> scram_exchange(tcp::socket& client, const auth::User
   sent = co_await send(client, outcome);
   if (!sent)
     co_return ClientAuthResult{false, "08006", "client closed connection during authentication"};
-  co_return ClientAuthResult{true};
+  co_return accepted();
 }
 }  // namespace
 
 awaitable<ClientAuthResult> authenticate_client(tcp::socket& client, const Config& config,
                                                 const std::string& user) {
-  if (config.auth_type == AuthType::Trust) co_return ClientAuthResult{true};
+  if (config.auth_type == AuthType::Trust) co_return accepted();
   const auth::UserSecret* secret = config.userlist ? config.userlist->find(user) : nullptr;
   // As PostgreSQL: a password stored as MD5 cannot do SCRAM, so such a user is asked for MD5.
   bool use_md5 =

@@ -1,21 +1,25 @@
 #include "proxy/prepared_statements.hpp"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
+
+#include <memory>
 
 namespace pglens::proxy {
 
 std::string server_statement_name(std::string_view query,
                                   const std::vector<std::uint32_t>& param_types) {
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
-  SHA256_Update(&ctx, query.data(), query.size());
+  // OpenSSL 3's EVP interface (the SHA256_* functions are deprecated there).
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx.get(), query.data(), query.size());
   for (auto t : param_types) {
     unsigned char b[4] = {static_cast<unsigned char>(t >> 24), static_cast<unsigned char>(t >> 16),
                           static_cast<unsigned char>(t >> 8), static_cast<unsigned char>(t)};
-    SHA256_Update(&ctx, b, sizeof b);
+    EVP_DigestUpdate(ctx.get(), b, sizeof b);
   }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &ctx);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &length);
   static constexpr char hex[] = "0123456789abcdef";
   std::string name = "pglens_";
   for (int i = 0; i < 16; ++i) {
