@@ -195,7 +195,7 @@ Actions PoolCore::connect_failed(ConnId conn, TimePoint now) {
   return out;
 }
 
-void PoolCore::fail_connect(std::map<ConnId, Conn>::iterator conn, TimePoint now, Actions& out) {
+void PoolCore::fail_connect(Conns::iterator conn, TimePoint now, Actions& out) {
   conns_.erase(conn);
   if (!waiters_.empty()) {
     out.push_back(fail_action(waiters_.front().id, FailReason::ConnectFailed));
