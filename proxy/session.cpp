@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
-#include <cstring>
 #include <regex>
 
 #include "proxy/admin_console.hpp"
@@ -35,25 +34,20 @@ std::int64_t wall_clock_us() {
       .count();
 }
 
-// Appends a message header and makes room for `body_length` bytes after it; returns where the
-// body goes. One resize per message: every message forwarded passes through here.
-std::uint8_t* append_header(Bytes& out, char type, std::uint32_t body_length,
-                            std::size_t reserve_body = 0) {
-  std::size_t at = out.size();
-  out.resize(at + 5 + reserve_body);
-  std::uint8_t* p = out.data() + at;
+// Every message forwarded passes through these two: plain range inserts into a buffer whose
+// capacity stays from one batch to the next (no zero-filling, no reallocation once warm).
+void append_header(Bytes& out, char type, std::uint32_t body_length) {
   std::uint32_t len = body_length + 4;
-  p[0] = static_cast<std::uint8_t>(type);
-  p[1] = static_cast<std::uint8_t>(len >> 24);
-  p[2] = static_cast<std::uint8_t>(len >> 16);
-  p[3] = static_cast<std::uint8_t>(len >> 8);
-  p[4] = static_cast<std::uint8_t>(len);
-  return p + 5;
+  const std::uint8_t header[5] = {
+      static_cast<std::uint8_t>(type), static_cast<std::uint8_t>(len >> 24),
+      static_cast<std::uint8_t>(len >> 16), static_cast<std::uint8_t>(len >> 8),
+      static_cast<std::uint8_t>(len)};
+  out.insert(out.end(), header, header + 5);
 }
 
 void append_message(Bytes& out, char type, ByteView body) {
-  auto* p = append_header(out, type, static_cast<std::uint32_t>(body.size()), body.size());
-  if (!body.empty()) std::memcpy(p, body.data(), body.size());
+  append_header(out, type, static_cast<std::uint32_t>(body.size()));
+  out.insert(out.end(), body.begin(), body.end());
 }
 
 // `DEALLOCATE [PREPARE] name|ALL` as a whole simple query: the statement named, or "" for ALL.
