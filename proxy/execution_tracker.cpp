@@ -95,12 +95,8 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   if (it == portals_.end() || !it->second.sql) return 0;
   auto e = start(it->second.sql, now);
   e.event.extended = true;
-  // Drivers bind the unnamed portal afresh for every statement: its parameters are not needed
-  // again, so they move instead of being copied. A named portal may be executed again.
-  if (portal.empty())
-    e.event.parameters = std::move(it->second.parameters);
-  else
-    e.event.parameters = it->second.parameters;
+  // Copied, not moved: a portal suspended by a row limit is executed again for its next rows.
+  e.event.parameters = it->second.parameters;
   auto tag = next_tag_++;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
   executes_since_sync_.push_back(tag);

@@ -16,13 +16,15 @@ struct ServerPool::Waiter {
   Waiter(ServerPool& p, const asio::any_io_executor& executor)
       : pool(p), parking(executor, p.parkings_) {}
   ~Waiter() {
-    // Only when its coroutine is destroyed while it waits (shutdown): the queue must not keep
-    // a dangling pointer. Otherwise whoever took it off the queue cleared `queued`, and this
-    // coroutine has seen that under the mutex since.
-    if (queued) {
+    pool::Actions actions;
+    {
       std::lock_guard lock(pool.mutex_);
-      std::erase(pool.waiters_, this);
+      if (queued) std::erase(pool.waiters_, this);
+      // Assigned, but its coroutine is being destroyed before it took the connection (shutdown,
+      // or an exception): the core must not count that connection as lent forever.
+      if (connection) actions = pool.core_.broken(connection->pool_id, Clock::now());
     }
+    pool.execute(std::move(actions));
   }
   ServerPool& pool;
   pool::WaiterId id = 0;
@@ -149,14 +151,22 @@ void ServerPool::execute(pool::Actions actions) {
         asio::co_spawn(executor_, open(a.conn), asio::detached);
         break;
       case Action::Kind::Assign: {
-        std::lock_guard lock(mutex_);
-        Waiter* waiter = take_waiter(a.waiter);
-        auto conn = take_held(a.conn);
-        if (waiter == nullptr || !conn) continue;  // cannot happen: the core tracks both
-        waiter->connection = std::move(conn);
-        waiter->done = true;
-        // Under the mutex: once it is released the waiter may see `done`, return and be gone.
-        waiter->parking.wake();
+        pool::Actions returned;
+        {
+          std::lock_guard lock(mutex_);
+          Waiter* waiter = take_waiter(a.waiter);
+          if (waiter == nullptr) {
+            // It gave up (cancelled) between the core's decision and this: the connection, still
+            // held, goes back, to the next waiter or to the idle ones.
+            returned = core_.release(a.conn, true, Clock::now());
+          } else if (auto conn = take_held(a.conn)) {
+            waiter->connection = std::move(conn);
+            waiter->done = true;
+            // Under the mutex: once it is released the waiter may see `done`, return and be gone.
+            waiter->parking.wake();
+          }
+        }
+        execute(std::move(returned));
         break;
       }
       case Action::Kind::Ping: {

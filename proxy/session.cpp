@@ -281,6 +281,9 @@ class ClientSession {
     info_->server_id = server_->id;
     if (registered_)
       proxy_.cancels().set_target(client_key_, CancelTarget{server_->endpoint, server_->key});
+    // Only now, with the parameters in place: a wake-up left over from an earlier attach may let
+    // server_to_client look early, and it must not read while sync_parameters does.
+    server_readable_ = true;
     attached_.wake();  // server_to_client reads from it now
     co_return true;
   }
@@ -321,6 +324,7 @@ class ClientSession {
   // Gives the server connection back to the pool (transaction and statement mode, between
   // transactions). Called only when nothing is in flight on it.
   void detach() {
+    server_readable_ = false;
     info_->state = ClientState::Idle;
     info_->server_id = 0;
     if (registered_) proxy_.cancels().set_target(client_key_, std::nullopt);
@@ -361,6 +365,7 @@ class ClientSession {
                        asio::detached);
     }
     info_->state = ClientState::Idle;
+    server_readable_ = false;
     pool_->release(std::move(server_), clean);
   }
 
@@ -435,6 +440,7 @@ class ClientSession {
             if (!co_await refuse(f.type)) co_return;
             continue;
           }
+          read_at_ = Clock::now();  // the request starts now: the pool wait is counted apart
           step = route(f, out);
         }
         if (step == Step::ReplyReady) {
@@ -741,10 +747,10 @@ class ClientSession {
     std::vector<std::uint8_t> buffer(kReadBufferSize);
     Bytes out;
     while (true) {
-      if (!server_) {
+      if (!server_readable_) {
         auto ec = co_await attached_.wait();
         if (ec || ended_) co_return;  // cancelled: the other direction ended
-        if (!server_) continue;
+        if (!server_readable_) continue;
         decoder = protocol::MessageDecoder(protocol::Direction::Backend);
       }
       ServerConnection& server = *server_;
@@ -957,7 +963,8 @@ class ClientSession {
   PoolMode mode_ = PoolMode::Session;
   std::shared_ptr<ServerPool> pool_;
   std::unique_ptr<ServerConnection> server_;
-  Parking attached_;  // woken when a server connection is attached
+  Parking attached_;              // woken when a server connection is attached
+  bool server_readable_ = false;  // server_ is attached and synced: server_to_client reads it
   protocol::ErrorResponse last_acquire_error_;
   protocol::BackendKeyData client_key_;
   bool registered_ = false;

@@ -68,6 +68,9 @@ class TrackerTest : public ::testing::Test {
     receive('C', b);
   }
 
+  // Bind on `portal`, then two Executes with a row limit of 1 before one Sync.
+  void expect_parameters_on_both_executes(const std::string& portal);
+
   ExecutionTracker tracker;
   RequestLedger ledger;
   Clock::time_point now = Clock::now();
@@ -107,7 +110,7 @@ TEST_F(TrackerTest, RowCountsComeFromTheCommandTag) {
 
 TEST_F(TrackerTest, EachExecuteOfTheUnnamedPortalKeepsItsOwnParameters) {
   // Two statements bound and executed in one pipelined batch: each event has the values its
-  // own Bind carried, though the unnamed portal's are moved rather than copied.
+  // own Bind carried.
   tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
   ledger.push('P');
   for (std::string v : {"a", "b"}) {
@@ -134,16 +137,24 @@ TEST_F(TrackerTest, EachExecuteOfTheUnnamedPortalKeepsItsOwnParameters) {
 }
 
 TEST_F(TrackerTest, ANamedPortalExecutedTwiceReportsItsParametersBothTimes) {
+  expect_parameters_on_both_executes("cursor");
+}
+
+TEST_F(TrackerTest, TheUnnamedPortalResumedAfterARowLimitKeepsItsParameters) {
+  expect_parameters_on_both_executes("");
+}
+
+void TrackerTest::expect_parameters_on_both_executes(const std::string& portal) {
   tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
   ledger.push('P');
   pp::Bind bind;
-  bind.portal = "cursor";
+  bind.portal = portal;
   bind.params.emplace_back(pp::Bytes{'x'});
   tracker.on_bind(encoded_body(bind));
   ledger.push('B');
   for (int i = 0; i < 2; ++i)
     ledger.push('E', RequestLedger::Handling::Pass, {},
-                tracker.on_execute(encoded_body(pp::Execute{"cursor", 1}), now));
+                tracker.on_execute(encoded_body(pp::Execute{portal, 1}), now));
   tracker.on_sync();
   ledger.push('S');
   receive('1');
