@@ -34,7 +34,7 @@ struct Config {
   // [pglens]
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 6432;
-  Upstream upstream;  // default route for databases not in [databases]
+  Upstream upstream;     // default route for databases not in [databases]
   unsigned threads = 1;  // see pglens.example.toml
   PoolMode pool_mode = PoolMode::Transaction;
   pool::PoolSettings pool;  // pool_size, min_pool_size, max_overflow, pool_timeout, pool_recycle,

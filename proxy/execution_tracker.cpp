@@ -1,7 +1,5 @@
 #include "proxy/execution_tracker.hpp"
 
-#include <charconv>
-
 #include "proxy/protocol/messages.hpp"
 
 namespace pglens::proxy {
@@ -19,16 +17,6 @@ std::string bounded_text(protocol::ByteView value, bool binary) {
     out.push_back(hex[value[i] & 15]);
   }
   return out;
-}
-// The row count at the end of a CommandComplete tag ("INSERT 0 5", "SELECT 3"), read in place.
-std::uint64_t command_rows(protocol::ByteView body) {
-  auto tag = protocol::as_chars(body);
-  if (!tag.empty() && tag.back() == '\0') tag.remove_suffix(1);
-  auto space = tag.rfind(' ');
-  if (space == std::string_view::npos) return 0;
-  std::uint64_t n = 0;
-  auto [end, ec] = std::from_chars(tag.data() + space + 1, tag.data() + tag.size(), n);
-  return ec == std::errc() && end == tag.data() + tag.size() ? n : 0;
 }
 }  // namespace
 
@@ -174,7 +162,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
       break;
     }
     case 'C': {
-      e.event.rows = command_rows(frame.data);
+      e.event.rows = protocol::CommandComplete::rows_in(protocol::as_chars(frame.data)).value_or(0);
       finish(e, now, out, !simple);  // a simple query's next statement reuses the event
       if (simple) {
         // The next statement of the same query string starts now.

@@ -261,9 +261,10 @@ void CommandComplete::encode(Bytes& out) const {
   Writer(out, kType).cstring(tag).finish();
 }
 
-std::optional<std::uint64_t> CommandComplete::rows() const {
+std::optional<std::uint64_t> CommandComplete::rows_in(std::string_view tag) {
+  if (!tag.empty() && tag.back() == '\0') tag.remove_suffix(1);
   auto space = tag.rfind(' ');
-  if (space == std::string::npos) return std::nullopt;
+  if (space == std::string_view::npos) return std::nullopt;
   std::uint64_t n = 0;
   auto [ptr, ec] = std::from_chars(tag.data() + space + 1, tag.data() + tag.size(), n);
   if (ec != std::errc() || ptr != tag.data() + tag.size()) return std::nullopt;

@@ -223,7 +223,9 @@ struct CommandComplete {
   void encode(Bytes& out) const;
   bool operator==(const CommandComplete&) const = default;
   // The row count at the end of the tag, when there is one.
-  std::optional<std::uint64_t> rows() const;
+  std::optional<std::uint64_t> rows() const { return rows_in(tag); }
+  // The same, read in place from a tag or an undecoded body (its terminating NUL is ignored).
+  static std::optional<std::uint64_t> rows_in(std::string_view tag);
 };
 
 // ErrorResponse 'E' and NoticeResponse 'N' share a layout: (code, value) fields.

@@ -9,8 +9,6 @@
 // connections of tests running beside them against the same cluster are not counted, and leave
 // out pglens' own side connections (application_name pglens-..., the advisor's), which are not
 // the pool's.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -199,14 +197,7 @@ class RawClient {
     std::string body;
   };
 
-  RawClient(int port, const std::string& user = "postgres") {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      throw std::runtime_error("RawClient: cannot connect");
+  RawClient(int port, const std::string& user = "postgres") : socket_(port) {
     pp::StartupPacket p;
     p.protocol = pp::kProtocolV3;
     p.params = {{"user", user}, {"database", "pglens_test"}};
@@ -215,20 +206,10 @@ class RawClient {
     send(out);
     login_ = until_ready();
   }
-  ~RawClient() { ::close(fd_); }
-  RawClient(const RawClient&) = delete;
-  RawClient& operator=(const RawClient&) = delete;
 
   const std::vector<Message>& login() const { return login_; }
 
-  void send(const pp::Bytes& bytes) {
-    std::size_t off = 0;
-    while (off < bytes.size()) {
-      auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      off += static_cast<std::size_t>(n);
-    }
-  }
+  void send(const pp::Bytes& bytes) { socket_.send(bytes); }
 
   // Every message up to and including the next ReadyForQuery (empty on timeout or close).
   std::vector<Message> until_ready(std::chrono::milliseconds limit = 10s) {
@@ -248,17 +229,14 @@ class RawClient {
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return {};
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return {};
-      std::uint8_t buf[8192];
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return {};
-      pending_.insert(pending_.end(), buf, buf + n);
+      auto got = socket_.read_some(left);
+      if (got.empty()) return {};
+      pending_.insert(pending_.end(), got.begin(), got.end());
     }
   }
 
  private:
-  int fd_ = -1;
+  RawSocket socket_;
   pp::MessageDecoder decoder_{pp::Direction::Backend};
   pp::Bytes pending_;
   std::vector<Message> login_;

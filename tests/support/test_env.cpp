@@ -207,16 +207,22 @@ std::vector<std::uint8_t> RawSocket::read_until_closed(std::chrono::milliseconds
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return out;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
-    std::uint8_t buf[4096];
-    auto n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      closed_ = true;
-      return out;
-    }
-    out.insert(out.end(), buf, buf + n);
+    auto got = read_some(left);
+    if (got.empty()) return out;
+    out.insert(out.end(), got.begin(), got.end());
   }
+}
+
+std::vector<std::uint8_t> RawSocket::read_some(std::chrono::milliseconds timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
+  std::uint8_t buf[8192];
+  auto n = ::recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) {
+    closed_ = true;
+    return {};
+  }
+  return std::vector<std::uint8_t>(buf, buf + n);
 }
 
 CommandResult run(const std::string& command) {

@@ -76,6 +76,8 @@ class RawSocket {
   void send(const std::string& bytes);
   // Everything received until the peer closes or `timeout` passes; closed() tells which.
   std::vector<std::uint8_t> read_until_closed(std::chrono::milliseconds timeout);
+  // What one read returns within `timeout`: empty when nothing came or the peer closed.
+  std::vector<std::uint8_t> read_some(std::chrono::milliseconds timeout);
   bool closed() const { return closed_; }
 
  private:
