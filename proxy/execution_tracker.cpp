@@ -1,5 +1,9 @@
 #include "proxy/execution_tracker.hpp"
 
+#include <algorithm>
+
+#include <boost/container/small_vector.hpp>
+
 #include "proxy/protocol/messages.hpp"
 
 namespace pglens::proxy {
@@ -39,7 +43,7 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
   Portal p;
   if (it != statements_.end()) p.sql = it->second;
   auto nformats = in.count16(2);
-  std::vector<std::int16_t> formats;
+  boost::container::small_vector<std::int16_t, 8> formats;
   for (std::size_t i = 0; i < nformats; ++i) formats.push_back(in.i16());
   auto nparams = in.count16(4);
   for (std::size_t i = 0; i < nparams && !in.failed(); ++i) {
@@ -79,29 +83,68 @@ ExecutionTracker::Execution ExecutionTracker::start(std::shared_ptr<const std::s
 std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_point now) {
   protocol::Reader in(body);
   std::string portal(in.cstring());
+  auto max_rows = in.i32();
   auto it = portals_.find(portal);
   if (it == portals_.end() || !it->second.sql) return 0;
   auto e = start(it->second.sql, now);
   e.event.extended = true;
-  // Copied, not moved: a portal suspended by a row limit is executed again for its next rows.
-  e.event.parameters = it->second.parameters;
+  // A portal suspended by a row limit is executed again for its next rows: it keeps its values.
+  // One run to completion has no more rows to give, so they move (a repeated Execute of it, which
+  // returns nothing, is recorded without them).
+  if (max_rows > 0 || in.failed())
+    e.event.parameters = it->second.parameters;
+  else
+    e.event.parameters = std::move(it->second.parameters);
   auto tag = next_tag_++;
+  e.tag = tag;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
   executes_since_sync_.push_back(tag);
   if (executes_since_sync_.size() > 1) {
     e.event.pipelined = true;
     for (auto t : executes_since_sync_)
-      if (auto p = executions_.find(t); p != executions_.end()) p->second.event.pipelined = true;
+      if (auto* p = find(t)) p->event.pipelined = true;
   }
-  executions_.emplace(tag, std::move(e));
+  executions_.push_back(std::move(e));
   return tag;
 }
 
 std::uint64_t ExecutionTracker::on_query(protocol::ByteView body, Clock::time_point now) {
   auto text = protocol::as_chars(body.empty() ? body : body.first(body.size() - 1));
   auto tag = next_tag_++;
-  executions_.emplace(tag, start(std::make_shared<const std::string>(text), now));
+  executions_.push_back(start(std::make_shared<const std::string>(text), now));
+  executions_.back().tag = tag;
   return tag;
+}
+
+ExecutionTracker::Execution* ExecutionTracker::find(std::uint64_t tag) {
+  auto begin = executions_.begin() + static_cast<std::ptrdiff_t>(first_);
+  if (begin != executions_.end() && begin->tag == tag)  // the usual case: the oldest
+    return begin->done ? nullptr : &*begin;
+  auto it = std::lower_bound(begin, executions_.end(), tag,
+                             [](const Execution& e, std::uint64_t t) { return e.tag < t; });
+  if (it == executions_.end() || it->tag != tag || it->done) return nullptr;
+  return &*it;
+}
+
+std::size_t ExecutionTracker::in_flight() const {
+  return static_cast<std::size_t>(
+      std::count_if(executions_.begin() + static_cast<std::ptrdiff_t>(first_), executions_.end(),
+                    [](const Execution& e) { return !e.done; }));
+}
+
+void ExecutionTracker::retire(Execution& e) {
+  e.done = true;
+  e.event = {};  // what a simple query's statements shared is let go now
+  while (first_ < executions_.size() && executions_[first_].done) ++first_;
+  if (first_ == executions_.size()) {
+    executions_.clear();
+    first_ = 0;
+  } else if (first_ >= 64 && first_ * 2 >= executions_.size()) {
+    // A client that never lets its pipeline drain: drop the finished front now and then.
+    executions_.erase(executions_.begin(),
+                      executions_.begin() + static_cast<std::ptrdiff_t>(first_));
+    first_ = 0;
+  }
 }
 
 void ExecutionTracker::on_sync() {
@@ -113,7 +156,8 @@ void ExecutionTracker::on_ready(char status) {
 }
 
 void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
-  for (auto t : tags) executions_.erase(t);
+  for (auto t : tags)
+    if (auto* e = find(t)) retire(*e);
 }
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now,
@@ -130,9 +174,9 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
                                    const RequestLedger::Outcome& outcome, Clock::time_point now,
                                    std::vector<analyzer::ExecutionEvent>& out) {
   if (outcome.tag == 0) return;
-  auto it = executions_.find(outcome.tag);
-  if (it == executions_.end()) return;
-  Execution& e = it->second;
+  Execution* found = find(outcome.tag);
+  if (found == nullptr) return;
+  Execution& e = *found;
   bool simple = outcome.request == 'Q';
   if (frame.kind != protocol::FrameKind::Message) return;  // streamed rows are not sampled
   switch (frame.type) {
@@ -188,7 +232,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     default:
       break;
   }
-  if (outcome.completes) executions_.erase(it);
+  if (outcome.completes) retire(e);
 }
 
 }  // namespace pglens::proxy

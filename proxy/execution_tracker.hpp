@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +38,8 @@ class ExecutionTracker {
   void on_skipped(const std::vector<std::uint64_t>& tags);
   // ReadyForQuery: statements after an 'I' belong to the next transaction.
   void on_ready(char status);
+  // Statements sent and not yet answered (nor skipped after an error).
+  std::size_t in_flight() const;
   // Time the session waited for a server connection; charged to the next statement.
   void add_pool_wait(std::chrono::nanoseconds waited) { pool_wait_ += waited; }
 
@@ -48,6 +49,8 @@ class ExecutionTracker {
     std::vector<std::optional<std::string>> parameters;
   };
   struct Execution {
+    std::uint64_t tag = 0;
+    bool done = false;  // answered (or skipped): kept only until the ones before it are done too
     analyzer::ExecutionEvent event;
     Clock::time_point started;
     std::size_t sampled_rows = 0;
@@ -56,12 +59,18 @@ class ExecutionTracker {
   void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out,
               bool last);
   Execution start(std::shared_ptr<const std::string> sql, Clock::time_point now);
+  Execution* find(std::uint64_t tag);
+  void retire(Execution& e);
 
   std::shared_ptr<const analyzer::SessionInfo> session_;
   std::unordered_map<std::string, std::shared_ptr<const std::string>>
       statements_;  // Parse'd, by name
   std::unordered_map<std::string, Portal> portals_;
-  std::map<std::uint64_t, Execution> executions_;  // by tag, waiting for their completion
+  // Waiting for their completion, in tag order (tags only grow). Answers come in order, so the
+  // oldest finish first: [0, first_) are done, and the vector is emptied (capacity kept) whenever
+  // all are, so the steady state allocates nothing.
+  std::vector<Execution> executions_;
+  std::size_t first_ = 0;
   std::uint64_t next_tag_ = 1;
   std::uint64_t transaction_ = 1;
   std::vector<std::uint64_t> executes_since_sync_;

@@ -59,6 +59,8 @@ class TrackerTest : public ::testing::Test {
     f.body_length = static_cast<std::uint32_t>(body.size());
     auto outcome = ledger.on_response(type);
     tracker.on_response(f, outcome, now, events);
+    auto skipped = ledger.take_skipped_tags();  // as the session does
+    if (!skipped.empty()) tracker.on_skipped(skipped);
     if (type == 'Z') tracker.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
   }
 
@@ -66,6 +68,16 @@ class TrackerTest : public ::testing::Test {
     pp::Bytes b(tag.begin(), tag.end());
     b.push_back(0);
     receive('C', b);
+  }
+
+  // Bind and Execute of the unnamed statement with one value, without a Sync.
+  void bind_execute(const std::string& value) {
+    pp::Bind bind;
+    bind.params.emplace_back(pp::Bytes(value.begin(), value.end()));
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
   }
 
   // Bind on `portal`, then two Executes with a row limit of 1 before one Sync.
@@ -142,6 +154,68 @@ TEST_F(TrackerTest, ANamedPortalExecutedTwiceReportsItsParametersBothTimes) {
 
 TEST_F(TrackerTest, TheUnnamedPortalResumedAfterARowLimitKeepsItsParameters) {
   expect_parameters_on_both_executes("");
+}
+
+TEST_F(TrackerTest, ADeepPipelineReportsEveryStatementInOrder) {
+  // Thousands of Executes before one Sync (a bulk insert pipeline), answered in order; then the
+  // next batch is tracked as usual.
+  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
+  ledger.push('P');
+  constexpr int kStatements = 3000;
+  for (int i = 0; i < kStatements; ++i) bind_execute(std::to_string(i));
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1');
+  for (int i = 0; i < kStatements; ++i) {
+    receive('2');
+    complete("INSERT 0 1");
+  }
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), static_cast<std::size_t>(kStatements));
+  EXPECT_EQ(tracker.in_flight(), 0u);
+  for (int i = 0; i < kStatements; ++i) {
+    ASSERT_EQ(events[static_cast<std::size_t>(i)].parameters.at(0), std::to_string(i));
+    EXPECT_TRUE(events[static_cast<std::size_t>(i)].pipelined);
+  }
+  events.clear();
+  send_batch("SELECT $1", {"next"});
+  receive('1');
+  receive('2');
+  complete("SELECT 1");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].parameters.at(0), "next");
+  EXPECT_FALSE(events[0].pipelined);
+}
+
+TEST_F(TrackerTest, AfterAnErrorTheSkippedStatementsReportNothing) {
+  // The second of three Executes fails: the server skips the third up to the Sync, so it ran
+  // neither; the batch after is tracked as usual.
+  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
+  ledger.push('P');
+  for (std::string v : {"a", "b", "c"}) bind_execute(v);
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1');
+  receive('2');
+  complete("INSERT 0 1");
+  receive('2');
+  receive('E', encoded_body(pp::make_error("23505", "duplicate key")));
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].parameters.at(0), "a");
+  EXPECT_TRUE(events[0].sqlstate.empty());
+  EXPECT_EQ(events[1].parameters.at(0), "b");
+  EXPECT_EQ(events[1].sqlstate, "23505");
+  EXPECT_EQ(tracker.in_flight(), 0u);  // "c" never ran: nothing waits for it
+  events.clear();
+  send_batch("SELECT $1", {"d"});
+  receive('1');
+  receive('2');
+  complete("SELECT 1");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].parameters.at(0), "d");
 }
 
 void TrackerTest::expect_parameters_on_both_executes(const std::string& portal) {
