@@ -404,6 +404,30 @@ int run_proxy(const ProxyOptions& o) {
     return a->tps.median() / b->tps.median();
   };
   auto fmt_ratio = [](std::optional<double> r) { return r ? fmt_fixed(*r, 2) + "×" : ""; };
+  // Two targets compared round by round: they ran minutes apart at most, so slow drift of the
+  // machine's load cancels out of each ratio. `cpu`: CPU per transaction instead of tps.
+  auto paired = [&](const std::string& mode, int n, const std::string& a, const std::string& b,
+                    bool cpu) {
+    std::map<int, std::pair<const Run*, const Run*>> by_round;
+    for (const auto& r : runs) {
+      if (r.mode != mode || r.clients != n || !r.ok) continue;
+      if (r.target == a) by_round[r.round].first = &r;
+      if (r.target == b) by_round[r.round].second = &r;
+    }
+    Samples ratios;
+    for (const auto& [round, pair] : by_round) {
+      if (!pair.first || !pair.second) continue;
+      double num = cpu ? pair.first->cpu_us_per_txn() : pair.first->tps;
+      double den = cpu ? pair.second->cpu_us_per_txn() : pair.second->tps;
+      if (den > 0) ratios.values.push_back(num / den);
+    }
+    return ratios;
+  };
+  auto fmt_paired = [&](const Samples& s, int digits) {
+    if (s.values.size() < 2) return std::string();
+    return "; round by round: median " + fmt_fixed(s.median(), digits) + "×, " +
+           fmt_fixed(s.min(), digits) + "–" + fmt_fixed(s.max(), digits) + "×";
+  };
 
   MachineInfo machine = machine_info();
   // Printed only after the JSON and SVG files are written: nothing on stdout if anything fails.
@@ -495,21 +519,40 @@ int run_proxy(const ProxyOptions& o) {
 
   // The targets the issues set, stated against what was measured.
   std::vector<std::string> summary;
+  nlohmann::json comparisons = nlohmann::json::array();
   for (const auto& mode : modes) {
     for (int n : clients) {
+      for (const auto& [a, b, cpu] :
+           {std::tuple{"pglens", "pgbouncer", false}, std::tuple{"pglens", "pgbouncer", true},
+            std::tuple{"pglens", "pglens-noanalysis", false}}) {
+        auto per_round = paired(mode, n, a, b, cpu);
+        if (per_round.values.empty()) continue;
+        comparisons.push_back({{"mode", mode},
+                               {"clients", n},
+                               {"target", a},
+                               {"against", b},
+                               {"measure", cpu ? "cpu_us_per_txn" : "tps"},
+                               {"per_round_ratios", per_round.values},
+                               {"per_round_median", per_round.median()}});
+      }
       std::string where = "-M " + mode + ", " + std::to_string(n) + " clients";
       const Cell* pl = cell(mode, n, "pglens");
       if (auto r = ratio(pl, cell(mode, n, "pgbouncer"))) {
         const Cell* b = cell(mode, n, "pgbouncer");
-        std::string s = where + ": pglens/PgBouncer tps " + fmt_fixed(*r, 2) + "×";
+        std::string s = where + ": pglens/PgBouncer tps " + fmt_fixed(*r, 2) + "×" +
+                        fmt_paired(paired(mode, n, "pglens", "pgbouncer", false), 2);
         if (b->cpu.median() > 0)
-          s += ", CPU per transaction " + fmt_fixed(pl->cpu.median() / b->cpu.median(), 2) + "×";
-        if (mode == "extended" && n == 64) s += "  (issue 3 target: tps ≥ 1.10×, CPU ≤ 0.80×)";
+          s += "\n    CPU per transaction " + fmt_fixed(pl->cpu.median() / b->cpu.median(), 2) +
+               "×" + fmt_paired(paired(mode, n, "pglens", "pgbouncer", true), 2);
+        if (mode == "extended" && n == 64) s += "\n    (issue 3 target: tps ≥ 1.10×, CPU ≤ 0.80×)";
         summary.push_back(s);
       }
-      if (auto r = ratio(pl, cell(mode, n, "pglens-noanalysis")))
-        summary.push_back(where + ": pglens analysis on/off tps " + fmt_fixed(*r, 3) +
-                          "×  (issue 4 target: ≥ 0.97×)");
+      if (auto r = ratio(pl, cell(mode, n, "pglens-noanalysis"))) {
+        std::string s = where + ": pglens analysis on/off tps " + fmt_fixed(*r, 3) + "×" +
+                        fmt_paired(paired(mode, n, "pglens", "pglens-noanalysis", false), 3);
+        if (mode == "extended" && n == 64) s += "\n    (issue 4 target: ≥ 0.97×)";
+        summary.push_back(s);
+      }
     }
   }
   if (!summary.empty()) {
@@ -566,6 +609,7 @@ int run_proxy(const ProxyOptions& o) {
         {"targets", tj},
         {"runs", rj},
         {"results", results},
+        {"comparisons", comparisons},
         {"summary", summary},
     };
     write_file(o.json_path, j.dump(2) + "\n");
