@@ -80,8 +80,9 @@ AnalyzerCounters Analyzer::counters() const {
 void Analyzer::run() {
   auto last_tick = std::chrono::steady_clock::now();
   // Batches every 20 ms: analysis lags the traffic by that much at most, at no cost to it.
-  while (auto batch = queue_.pop_all(std::chrono::milliseconds(20))) {
-    for (const auto& event : *batch) {
+  std::vector<ExecutionEvent> batch;
+  while (queue_.pop_all(batch, std::chrono::milliseconds(20))) {
+    for (const auto& event : batch) {
       try {
         process(event);
       } catch (const std::exception& e) {
@@ -89,6 +90,7 @@ void Analyzer::run() {
         spdlog::debug("analyzer: event skipped: {}", e.what());
       }
     }
+    queue_.recycle(batch);
     auto dropped = queue_.dropped();
     if (dropped > reported_drops_) {
       dropped_metric_.Increment(static_cast<double>(dropped - reported_drops_));

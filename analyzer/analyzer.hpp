@@ -55,6 +55,8 @@ class Analyzer {
 
   // From any thread; never blocks. False when the event was dropped (queue full).
   bool submit(ExecutionEvent&& event);
+  // Where submitters get blank events to fill (recycled ones, see EventQueue::take_blank).
+  EventQueue& queue() { return queue_; }
 
   std::vector<FingerprintRow> fingerprints(SortBy sort, std::size_t limit) const {
     return stats_.rows(sort, limit);

@@ -42,6 +42,22 @@ struct ExecutionEvent {
   std::chrono::nanoseconds latency{0};    // request forwarded → CommandComplete/ErrorResponse
   std::chrono::system_clock::time_point finished_at{};
   std::string sqlstate;  // set when it failed
+
+  // Blank again, its buffers' capacity kept: events are recycled (EventQueue::take_blank), so
+  // the steady state allocates nothing per statement. session and sql are left for whoever
+  // fills it to overwrite, so their reference counts are only ever touched on that side.
+  void clear_keeping_capacity() {
+    transaction = 0;
+    statement_index = 0;
+    extended = pipelined = false;
+    parameters.clear();
+    rows = 0;
+    columns.clear();
+    result_sample.clear();
+    pool_wait = latency = std::chrono::nanoseconds(0);
+    finished_at = {};
+    sqlstate.clear();
+  }
 };
 
 // The hash that links a result value to a later parameter value (FNV-1a over the text bytes).

@@ -14,16 +14,38 @@ bool EventQueue::push(ExecutionEvent&& event) {
   return true;
 }
 
-std::optional<std::deque<ExecutionEvent>> EventQueue::pop_all(std::chrono::milliseconds timeout) {
+ExecutionEvent EventQueue::take_blank() {
+  ExecutionEvent event;
+  {
+    std::lock_guard lock(mutex_);
+    if (blank_.empty()) return event;
+    event = std::move(blank_.back());
+    blank_.pop_back();
+  }
+  event.clear_keeping_capacity();
+  return event;
+}
+
+bool EventQueue::pop_all(std::vector<ExecutionEvent>& batch, std::chrono::milliseconds timeout) {
+  batch.clear();
   std::unique_lock lock(mutex_);
   if (events_.empty() && !closed_) {
     // Sleep for the batch interval (close() wakes it early), then take what came.
     ready_.wait_for(lock, timeout, [this] { return closed_; });
   }
-  if (closed_ && events_.empty()) return std::nullopt;
-  std::deque<ExecutionEvent> out;
-  out.swap(events_);
-  return out;
+  if (closed_ && events_.empty()) return false;
+  batch.swap(events_);
+  return true;
+}
+
+void EventQueue::recycle(std::vector<ExecutionEvent>& batch) {
+  {
+    std::lock_guard lock(mutex_);
+    // O(1) under the lock: the larger set stays for reuse. Producers usually use up the last
+    // batch's events before the next one comes, so what is dropped here is little.
+    if (blank_.size() < batch.size()) blank_.swap(batch);
+  }
+  batch.clear();
 }
 
 void EventQueue::close() {

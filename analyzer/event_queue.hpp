@@ -5,9 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
-#include <optional>
+#include <vector>
 
 #include "analyzer/event.hpp"
 
@@ -17,12 +16,23 @@ class EventQueue {
  public:
   explicit EventQueue(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
 
+  // ---- producer side (proxy threads) ----
   // False (and counted) when full or closed.
   bool push(ExecutionEvent&& event);
-  // Takes everything queued; when nothing is, sleeps `timeout` first (empty if still nothing);
-  // nullopt once closed and drained. The whole queue changes hands in O(1), so producers never
-  // wait on the lock while a batch is copied out.
-  std::optional<std::deque<ExecutionEvent>> pop_all(std::chrono::milliseconds timeout);
+  // An event to fill: one the consumer gave back when there is one (its buffers allocated, and
+  // freed, on this side), else a new one.
+  ExecutionEvent take_blank();
+
+  // ---- consumer side (the analyzer thread) ----
+  // Swaps everything queued into `batch` (which must be empty); when nothing is queued, sleeps
+  // `timeout` first. False once closed and drained. The whole queue changes hands in O(1), so
+  // producers never wait on the lock while a batch is copied out.
+  bool pop_all(std::vector<ExecutionEvent>& batch, std::chrono::milliseconds timeout);
+  // Gives processed events back for take_blank(), and leaves `batch` empty. Their memory was
+  // allocated on the producer side and is reused there: freeing it here instead cost the proxy
+  // thread more than the whole analysis (measured: see README, "Benchmarks").
+  void recycle(std::vector<ExecutionEvent>& batch);
+
   void close();
 
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -32,7 +42,8 @@ class EventQueue {
   const std::size_t capacity_;
   std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<ExecutionEvent> events_;
+  std::vector<ExecutionEvent> events_;
+  std::vector<ExecutionEvent> blank_;  // given back by the consumer, not yet reused
   bool closed_ = false;
   std::atomic<std::uint64_t> dropped_{0};
 };

@@ -40,8 +40,10 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
   std::string statement(in.cstring());
   if (in.failed()) return;
   auto it = statements_.find(statement);
-  Portal p;
-  if (it != statements_.end()) p.sql = it->second;
+  // Filled in place: its parameter vector keeps the capacity an earlier Bind left it.
+  Portal& p = portals_[std::move(portal)];
+  p.sql = it != statements_.end() ? it->second : nullptr;
+  p.parameters.clear();
   auto nformats = in.count16(2);
   boost::container::small_vector<std::int16_t, 8> formats;
   for (std::size_t i = 0; i < nformats; ++i) formats.push_back(in.i16());
@@ -57,7 +59,6 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
     else
       p.parameters.emplace_back(bounded_text(value, binary));
   }
-  portals_[portal] = std::move(p);
 }
 
 void ExecutionTracker::on_close(protocol::ByteView body) {
@@ -72,6 +73,7 @@ void ExecutionTracker::on_close(protocol::ByteView body) {
 ExecutionTracker::Execution ExecutionTracker::start(std::shared_ptr<const std::string> sql,
                                                     Clock::time_point now) {
   Execution e;
+  if (blanks_ != nullptr) e.event = blanks_->take_blank();
   e.event.session = session_;
   e.event.transaction = transaction_;
   e.event.sql = std::move(sql);
@@ -94,7 +96,7 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   if (max_rows > 0 || in.failed())
     e.event.parameters = it->second.parameters;
   else
-    e.event.parameters = std::move(it->second.parameters);
+    e.event.parameters.swap(it->second.parameters);  // the portal gets the blank's buffer
   auto tag = next_tag_++;
   e.tag = tag;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analyzer/event.hpp"
+#include "analyzer/event_queue.hpp"
 #include "proxy/protocol/decoder.hpp"
 #include "proxy/request_ledger.hpp"
 
@@ -20,8 +21,11 @@ namespace pglens::proxy {
 class ExecutionTracker {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session)
-      : session_(std::move(session)) {}
+  // `blanks`: where new events come from (recycled, so that filling one allocates nothing once
+  // warm); null: plain new events.
+  explicit ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
+                            analyzer::EventQueue* blanks = nullptr)
+      : session_(std::move(session)), blanks_(blanks) {}
 
   // ---- requests, in the order the client sent them ----
   void on_parse(protocol::ByteView body);
@@ -63,6 +67,7 @@ class ExecutionTracker {
   void retire(Execution& e);
 
   std::shared_ptr<const analyzer::SessionInfo> session_;
+  analyzer::EventQueue* blanks_;
   std::unordered_map<std::string, std::shared_ptr<const std::string>>
       statements_;  // Parse'd, by name
   std::unordered_map<std::string, Portal> portals_;

@@ -212,7 +212,7 @@ class ClientSession {
       who->user = info_->user;
       who->application_name = info_->application_name;
       who->client_address = info_->address;
-      tracker_.emplace(std::move(who));
+      tracker_.emplace(std::move(who), &proxy_.analyzer()->queue());
     }
     pool_ = proxy_.pool_for(PoolKey{info_->database, info_->user}, route, *config_);
     spdlog::info("[c{}] login {} user={} database={} application_name={} pool_mode={}", id_, peer_,

@@ -191,13 +191,41 @@ TEST(EventQueue, DropsAndCountsWhenFull) {
   EventQueue q(3);
   for (int i = 0; i < 5; ++i) q.push(event_for("SELECT 1"));
   EXPECT_EQ(q.dropped(), 2u);
-  auto batch = q.pop_all(0ms);
-  ASSERT_TRUE(batch);
-  EXPECT_EQ(batch->size(), 3u);
+  std::vector<ExecutionEvent> batch;
+  ASSERT_TRUE(q.pop_all(batch, 0ms));
+  EXPECT_EQ(batch.size(), 3u);
   EXPECT_TRUE(q.push(event_for("SELECT 1")));  // room again
   q.close();
-  EXPECT_TRUE(q.pop_all(0ms));   // what was queued still comes out
-  EXPECT_FALSE(q.pop_all(0ms));  // then nothing: closed
+  EXPECT_TRUE(q.pop_all(batch, 0ms));  // what was queued still comes out
+  EXPECT_EQ(batch.size(), 1u);
+  EXPECT_FALSE(q.pop_all(batch, 0ms));  // then nothing: closed
+}
+
+TEST(EventQueue, ProcessedEventsComeBackBlankWithTheirBuffers) {
+  EventQueue q(100);
+  auto e = event_for("SELECT $1");
+  e.parameters.assign(10, std::string("a value"));
+  e.columns = {"id", "name"};
+  e.result_sample.assign(40, 7);
+  e.rows = 3;
+  e.sqlstate = "23505";
+  auto* buffer = e.result_sample.data();
+  ASSERT_TRUE(q.push(std::move(e)));
+  std::vector<ExecutionEvent> batch;
+  ASSERT_TRUE(q.pop_all(batch, 0ms));
+  q.recycle(batch);
+  EXPECT_TRUE(batch.empty());
+
+  auto blank = q.take_blank();
+  EXPECT_TRUE(blank.parameters.empty());
+  EXPECT_TRUE(blank.columns.empty());
+  EXPECT_TRUE(blank.result_sample.empty());
+  EXPECT_EQ(blank.rows, 0u);
+  EXPECT_TRUE(blank.sqlstate.empty());
+  EXPECT_GE(blank.parameters.capacity(), 10u);  // reused, not reallocated
+  EXPECT_EQ(blank.result_sample.data(), buffer);
+  // None left: a new one.
+  EXPECT_EQ(q.take_blank().result_sample.capacity(), 0u);
 }
 
 TEST(EventQueue, PushNeverWaitsForTheConsumer) {

@@ -218,6 +218,82 @@ TEST_F(TrackerTest, AfterAnErrorTheSkippedStatementsReportNothing) {
   EXPECT_EQ(events[0].parameters.at(0), "d");
 }
 
+TEST(TrackerRecycling, ARecycledEventCarriesNothingOfItsLastStatement) {
+  analyzer::EventQueue queue(100);
+  auto who = std::make_shared<analyzer::SessionInfo>();
+  ExecutionTracker tracker(who, &queue);
+  RequestLedger ledger;
+  std::vector<analyzer::ExecutionEvent> events;
+  auto now = Clock::now();
+  auto receive = [&](char type, const pp::Bytes& body) {
+    pp::Frame f;
+    f.kind = pp::FrameKind::Message;
+    f.type = type;
+    f.data = body;
+    f.body_length = static_cast<std::uint32_t>(body.size());
+    tracker.on_response(f, ledger.on_response(type), now, events);
+  };
+  // Two pipelined Executes with columns, a sampled row and an error, then recycled.
+  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT id FROM t WHERE id = $1", {}}));
+  ledger.push('P');
+  for (std::string v : {"1", "2"}) {
+    pp::Bind bind;
+    bind.params.emplace_back(pp::Bytes(v.begin(), v.end()));
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+  }
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1', {});
+  receive('2', {});
+  pp::RowDescription columns;
+  columns.fields.push_back(pp::FieldDescription{"id"});
+  receive('T', encoded_body(columns));
+  pp::DataRow row;
+  row.values.emplace_back(pp::Bytes{'1'});
+  receive('D', encoded_body(row));
+  receive('C', encoded_body(pp::CommandComplete{"SELECT 1"}));
+  receive('2', {});
+  receive('E', encoded_body(pp::make_error("57014", "canceled")));
+  receive('Z', {'I'});
+  tracker.on_ready('I');
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].columns.size(), 1u);
+  EXPECT_EQ(events[1].sqlstate, "57014");
+  for (auto& e : events) ASSERT_TRUE(queue.push(std::move(e)));
+  events.clear();
+  std::vector<analyzer::ExecutionEvent> batch;
+  ASSERT_TRUE(queue.pop_all(batch, std::chrono::milliseconds(0)));
+  queue.recycle(batch);
+
+  // The next statement is filled into one of those.
+  tracker.on_parse(encoded_body(pp::Parse{"", "UPDATE t SET x = 1", {}}));
+  ledger.push('P');
+  tracker.on_bind(encoded_body(pp::Bind{}));
+  ledger.push('B');
+  ledger.push('E', RequestLedger::Handling::Pass, {},
+              tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1', {});
+  receive('2', {});
+  receive('C', encoded_body(pp::CommandComplete{"UPDATE 4"}));
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(*e.sql, "UPDATE t SET x = 1");
+  EXPECT_EQ(e.session, who);
+  EXPECT_EQ(e.rows, 4u);
+  EXPECT_TRUE(e.parameters.empty());
+  EXPECT_TRUE(e.columns.empty());
+  EXPECT_TRUE(e.result_sample.empty());
+  EXPECT_TRUE(e.sqlstate.empty());
+  EXPECT_FALSE(e.pipelined);
+  EXPECT_EQ(e.transaction, 2u);
+}
+
 void TrackerTest::expect_parameters_on_both_executes(const std::string& portal) {
   tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
   ledger.push('P');
