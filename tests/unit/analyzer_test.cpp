@@ -228,6 +228,22 @@ TEST(EventQueue, ProcessedEventsComeBackBlankWithTheirBuffers) {
   EXPECT_EQ(q.take_blank().result_sample.capacity(), 0u);
 }
 
+TEST(EventQueue, KeepsABoundedNumberOfBlankEvents) {
+  // After a burst the queue does not keep every event of it for reuse.
+  EventQueue q(10'000);
+  for (int i = 0; i < 6'000; ++i) {
+    auto e = event_for("SELECT 1");
+    e.result_sample.assign(4, 1);
+    ASSERT_TRUE(q.push(std::move(e)));
+  }
+  std::vector<ExecutionEvent> batch;
+  ASSERT_TRUE(q.pop_all(batch, 0ms));
+  q.recycle(batch);
+  std::size_t reused = 0;
+  while (q.take_blank().result_sample.capacity() > 0) ++reused;
+  EXPECT_EQ(reused, 4096u);
+}
+
 TEST(EventQueue, PushNeverWaitsForTheConsumer) {
   EventQueue q(1000);
   auto started = std::chrono::steady_clock::now();
