@@ -25,7 +25,7 @@ pp::Bytes encoded_body(const M& m) {
 
 class TrackerTest : public ::testing::Test {
  protected:
-  TrackerTest() : tracker(session()) {}
+  TrackerTest() : tracker(session(), &blanks) {}
 
   static std::shared_ptr<const analyzer::SessionInfo> session() {
     auto s = std::make_shared<analyzer::SessionInfo>();
@@ -80,9 +80,32 @@ class TrackerTest : public ::testing::Test {
                 tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
   }
 
+  // Parse of `sql`, a Bind and Execute per value, then one Sync: a pipelined batch.
+  void send_pipeline(const std::string& sql, const std::vector<std::string>& values) {
+    tracker.on_parse(encoded_body(pp::Parse{"", sql, {}}));
+    ledger.push('P');
+    for (const auto& v : values) bind_execute(v);
+    tracker.on_sync();
+    ledger.push('S');
+  }
+
+  // After whatever came before: one more batch, tracked as usual.
+  void expect_next_batch_tracked(const std::string& value) {
+    events.clear();
+    send_batch("SELECT $1", {value});
+    receive('1');
+    receive('2');
+    complete("SELECT 1");
+    receive('Z', {'I'});
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].parameters.at(0), value);
+    EXPECT_FALSE(events[0].pipelined);
+  }
+
   // Bind on `portal`, then two Executes with a row limit of 1 before one Sync.
   void expect_parameters_on_both_executes(const std::string& portal);
 
+  analyzer::EventQueue blanks{1000};  // empty until a test recycles events into it
   ExecutionTracker tracker;
   RequestLedger ledger;
   Clock::time_point now = Clock::now();
@@ -123,18 +146,7 @@ TEST_F(TrackerTest, RowCountsComeFromTheCommandTag) {
 TEST_F(TrackerTest, EachExecuteOfTheUnnamedPortalKeepsItsOwnParameters) {
   // Two statements bound and executed in one pipelined batch: each event has the values its
   // own Bind carried.
-  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
-  ledger.push('P');
-  for (std::string v : {"a", "b"}) {
-    pp::Bind bind;
-    bind.params.emplace_back(pp::Bytes(v.begin(), v.end()));
-    tracker.on_bind(encoded_body(bind));
-    ledger.push('B');
-    ledger.push('E', RequestLedger::Handling::Pass, {},
-                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
-  }
-  tracker.on_sync();
-  ledger.push('S');
+  send_pipeline("INSERT INTO t VALUES ($1)", {"a", "b"});
   receive('1');
   receive('2');
   complete("INSERT 0 1");
@@ -159,12 +171,10 @@ TEST_F(TrackerTest, TheUnnamedPortalResumedAfterARowLimitKeepsItsParameters) {
 TEST_F(TrackerTest, ADeepPipelineReportsEveryStatementInOrder) {
   // Thousands of Executes before one Sync (a bulk insert pipeline), answered in order; then the
   // next batch is tracked as usual.
-  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
-  ledger.push('P');
   constexpr int kStatements = 3000;
-  for (int i = 0; i < kStatements; ++i) bind_execute(std::to_string(i));
-  tracker.on_sync();
-  ledger.push('S');
+  std::vector<std::string> values;
+  for (int i = 0; i < kStatements; ++i) values.push_back(std::to_string(i));
+  send_pipeline("INSERT INTO t VALUES ($1)", values);
   receive('1');
   for (int i = 0; i < kStatements; ++i) {
     receive('2');
@@ -177,25 +187,13 @@ TEST_F(TrackerTest, ADeepPipelineReportsEveryStatementInOrder) {
     ASSERT_EQ(events[static_cast<std::size_t>(i)].parameters.at(0), std::to_string(i));
     EXPECT_TRUE(events[static_cast<std::size_t>(i)].pipelined);
   }
-  events.clear();
-  send_batch("SELECT $1", {"next"});
-  receive('1');
-  receive('2');
-  complete("SELECT 1");
-  receive('Z', {'I'});
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].parameters.at(0), "next");
-  EXPECT_FALSE(events[0].pipelined);
+  expect_next_batch_tracked("next");
 }
 
 TEST_F(TrackerTest, AfterAnErrorTheSkippedStatementsReportNothing) {
   // The second of three Executes fails: the server skips the third up to the Sync, so it ran
   // neither; the batch after is tracked as usual.
-  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
-  ledger.push('P');
-  for (std::string v : {"a", "b", "c"}) bind_execute(v);
-  tracker.on_sync();
-  ledger.push('S');
+  send_pipeline("INSERT INTO t VALUES ($1)", {"a", "b", "c"});
   receive('1');
   receive('2');
   complete("INSERT 0 1");
@@ -208,83 +206,43 @@ TEST_F(TrackerTest, AfterAnErrorTheSkippedStatementsReportNothing) {
   EXPECT_EQ(events[1].parameters.at(0), "b");
   EXPECT_EQ(events[1].sqlstate, "23505");
   EXPECT_EQ(tracker.in_flight(), 0u);  // "c" never ran: nothing waits for it
-  events.clear();
-  send_batch("SELECT $1", {"d"});
-  receive('1');
-  receive('2');
-  complete("SELECT 1");
-  receive('Z', {'I'});
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].parameters.at(0), "d");
+  expect_next_batch_tracked("d");
 }
 
-TEST(TrackerRecycling, ARecycledEventCarriesNothingOfItsLastStatement) {
-  analyzer::EventQueue queue(100);
-  auto who = std::make_shared<analyzer::SessionInfo>();
-  ExecutionTracker tracker(who, &queue);
-  RequestLedger ledger;
-  std::vector<analyzer::ExecutionEvent> events;
-  auto now = Clock::now();
-  auto receive = [&](char type, const pp::Bytes& body) {
-    pp::Frame f;
-    f.kind = pp::FrameKind::Message;
-    f.type = type;
-    f.data = body;
-    f.body_length = static_cast<std::uint32_t>(body.size());
-    tracker.on_response(f, ledger.on_response(type), now, events);
-  };
-  // Two pipelined Executes with columns, a sampled row and an error, then recycled.
-  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT id FROM t WHERE id = $1", {}}));
-  ledger.push('P');
-  for (std::string v : {"1", "2"}) {
-    pp::Bind bind;
-    bind.params.emplace_back(pp::Bytes(v.begin(), v.end()));
-    tracker.on_bind(encoded_body(bind));
-    ledger.push('B');
-    ledger.push('E', RequestLedger::Handling::Pass, {},
-                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
-  }
-  tracker.on_sync();
-  ledger.push('S');
-  receive('1', {});
-  receive('2', {});
+TEST_F(TrackerTest, ARecycledEventCarriesNothingOfItsLastStatement) {
+  // Two pipelined Executes with columns, a sampled row and an error, given back to the queue.
+  send_pipeline("SELECT id FROM t WHERE id = $1", {"1", "2"});
+  receive('1');
+  receive('2');
   pp::RowDescription columns;
   columns.fields.push_back(pp::FieldDescription{"id"});
   receive('T', encoded_body(columns));
   pp::DataRow row;
   row.values.emplace_back(pp::Bytes{'1'});
   receive('D', encoded_body(row));
-  receive('C', encoded_body(pp::CommandComplete{"SELECT 1"}));
-  receive('2', {});
+  complete("SELECT 1");
+  receive('2');
   receive('E', encoded_body(pp::make_error("57014", "canceled")));
   receive('Z', {'I'});
-  tracker.on_ready('I');
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].columns.size(), 1u);
   EXPECT_EQ(events[1].sqlstate, "57014");
-  for (auto& e : events) ASSERT_TRUE(queue.push(std::move(e)));
+  for (auto& e : events) ASSERT_TRUE(blanks.push(std::move(e)));
   events.clear();
   std::vector<analyzer::ExecutionEvent> batch;
-  ASSERT_TRUE(queue.pop_all(batch, std::chrono::milliseconds(0)));
-  queue.recycle(batch);
+  ASSERT_TRUE(blanks.pop_all(batch, std::chrono::milliseconds(0)));
+  blanks.recycle(batch);
 
   // The next statement is filled into one of those.
-  tracker.on_parse(encoded_body(pp::Parse{"", "UPDATE t SET x = 1", {}}));
-  ledger.push('P');
-  tracker.on_bind(encoded_body(pp::Bind{}));
-  ledger.push('B');
-  ledger.push('E', RequestLedger::Handling::Pass, {},
-              tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
-  tracker.on_sync();
-  ledger.push('S');
-  receive('1', {});
-  receive('2', {});
-  receive('C', encoded_body(pp::CommandComplete{"UPDATE 4"}));
+  send_batch("UPDATE t SET x = 1", {});
+  receive('1');
+  receive('2');
+  complete("UPDATE 4");
   receive('Z', {'I'});
   ASSERT_EQ(events.size(), 1u);
   const auto& e = events[0];
   EXPECT_EQ(*e.sql, "UPDATE t SET x = 1");
-  EXPECT_EQ(e.session, who);
+  EXPECT_EQ(e.session->session_id, 7u);
   EXPECT_EQ(e.rows, 4u);
   EXPECT_TRUE(e.parameters.empty());
   EXPECT_TRUE(e.columns.empty());
