@@ -38,6 +38,12 @@ struct AnalyzerSettings {
   std::size_t top_k = 50;                // fingerprints with their own latency histogram
 };
 
+// Called on a thread that does analysis work: on a busy machine it gives way to the threads that
+// forward traffic. SCHED_BATCH: its wake-ups (a batch every 20 ms) do not preempt a running
+// thread; nice +5: under saturation its share is about a third of a forwarding thread's, still
+// far above the 1% of a core it needs. If it cannot keep up, the queue drops and counts.
+void yield_to_forwarding();
+
 // Prometheus buckets for every latency histogram: 100 µs to 10 s.
 const prometheus::Histogram::BucketBoundaries& latency_buckets();
 

@@ -5,6 +5,7 @@
 
 #include <pqxx/pqxx>
 
+#include "analyzer/analyzer.hpp"
 #include "rules/query_columns.hpp"
 
 namespace pglens::rules {
@@ -124,6 +125,7 @@ void MissingIndexRule::tick(std::chrono::steady_clock::time_point now) {
 }
 
 void MissingIndexRule::run() {
+  analyzer::yield_to_forwarding();
   while (true) {
     Candidate c;
     {

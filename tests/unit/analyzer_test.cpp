@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -251,6 +255,27 @@ TEST(EventQueue, PushNeverWaitsForTheConsumer) {
   EXPECT_EQ(q.dropped(), 99000u);
   // No consumer at all, and yet every push returned.
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+}
+
+TEST(Analyzer, AnalysisThreadsGiveWayToForwarding) {
+  auto nice_of_this_thread = [] { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); };
+  int mine = nice_of_this_thread();
+  int policy = -1, nice = -100;
+  std::thread analysis([&] {
+    yield_to_forwarding();
+    sched_param param{};
+    pthread_getschedparam(pthread_self(), &policy, &param);
+    nice = nice_of_this_thread();
+  });
+  analysis.join();
+  EXPECT_EQ(policy, SCHED_BATCH);
+  EXPECT_EQ(nice, std::min(mine + 5, 19));
+  // Only that thread: the one that forwards keeps its own.
+  sched_param param{};
+  int own_policy = -1;
+  pthread_getschedparam(pthread_self(), &own_policy, &param);
+  EXPECT_EQ(own_policy, SCHED_OTHER);
+  EXPECT_EQ(nice_of_this_thread(), mine);
 }
 
 // ---- stats table and analyzer ----
