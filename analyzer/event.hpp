@@ -45,7 +45,8 @@ struct ExecutionEvent {
 
   // Blank again, its buffers' capacity kept: events are recycled (EventQueue::take_blank), so
   // the steady state allocates nothing per statement. session and sql are left for whoever
-  // fills it to overwrite, so their reference counts are only ever touched on that side.
+  // fills it to overwrite, so their reference counts are touched on that side only (a large
+  // text is let go when the event is recycled: EventQueue::recycle).
   void clear_keeping_capacity() {
     transaction = 0;
     statement_index = 0;

@@ -128,6 +128,11 @@ ExecutionTracker::Execution* ExecutionTracker::find(std::uint64_t tag) {
   return &*it;
 }
 
+void ExecutionTracker::on_all_answered() {
+  executions_.clear();
+  first_ = 0;
+}
+
 std::size_t ExecutionTracker::in_flight() const {
   return static_cast<std::size_t>(
       std::count_if(executions_.begin() + static_cast<std::ptrdiff_t>(first_), executions_.end(),

@@ -42,6 +42,9 @@ class ExecutionTracker {
   void on_skipped(const std::vector<std::uint64_t>& tags);
   // ReadyForQuery: statements after an 'I' belong to the next transaction.
   void on_ready(char status);
+  // The session's ledger has nothing outstanding: whatever still waits here will never be
+  // answered, and must not hold the ones after it in memory.
+  void on_all_answered();
   // Statements sent and not yet answered (nor skipped after an error).
   std::size_t in_flight() const;
   // Time the session waited for a server connection; charged to the next statement.

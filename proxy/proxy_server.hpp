@@ -85,6 +85,12 @@ class ProxyServer {
   mutable std::mutex config_mutex_;
   std::shared_ptr<const Config> config_;
 
+  // Declared before io_, so they outlive every session: a session's tracker fills the analyzer's
+  // blank events and submits to it until its coroutine frame is destroyed with io_.
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<rules::Advisor> advisor_;  // before analyzer_: the analyzer's thread uses it
+  std::unique_ptr<analyzer::Analyzer> analyzer_;
+
   // One io_context run by every I/O thread; with more than one, each session runs on a strand
   // of its own. With one, handlers already run one at a time, and a strand would only add a
   // lock and a queue hop to every one of them.
@@ -99,9 +105,6 @@ class ProxyServer {
   std::atomic<bool> shutting_down_{false};
   Clock::time_point started_at_ = Clock::now();
 
-  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<rules::Advisor> advisor_;  // before analyzer_: the analyzer's thread uses it
-  std::unique_ptr<analyzer::Analyzer> analyzer_;
   prometheus::Histogram& pool_wait_;
   std::shared_ptr<prometheus::Collectable> proxy_metrics_;
   HttpServer http_{*this};

@@ -831,7 +831,10 @@ class ClientSession {
         status_ = static_cast<char>(f.data[0]);
         info_->in_transaction = status_ != 'I';
         finish_round_trip();
-        if (tracker_) tracker_->on_ready(status_);
+        if (tracker_) {
+          tracker_->on_ready(status_);
+          if (ledger_.empty()) tracker_->on_all_answered();
+        }
         if (mode_ == PoolMode::Statement && status_ != 'I') return false;
       } else if (f.type == 'S') {
         // The client changed a parameter (SET application_name ...): it follows the client now.

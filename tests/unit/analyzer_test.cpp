@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -257,25 +259,52 @@ TEST(EventQueue, PushNeverWaitsForTheConsumer) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
 }
 
-TEST(Analyzer, AnalysisThreadsGiveWayToForwarding) {
+// The scheduling policy of each of this process' threads (field 41 of /proc/self/task/N/stat).
+std::vector<int> thread_policies() {
+  std::vector<int> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; ++i)
+      if (i == 41) out.push_back(std::stoi(field));
+  }
+  return out;
+}
+
+TEST(Analyzer, YieldToForwardingChangesOnlyTheCallingThread) {
   auto nice_of_this_thread = [] { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); };
-  int mine = nice_of_this_thread();
+  sched_param param{};
+  int own_policy = -1;
+  pthread_getschedparam(pthread_self(), &own_policy, &param);
+  int own_nice = nice_of_this_thread();
   int policy = -1, nice = -100;
   std::thread analysis([&] {
     yield_to_forwarding();
-    sched_param param{};
-    pthread_getschedparam(pthread_self(), &policy, &param);
+    sched_param p{};
+    pthread_getschedparam(pthread_self(), &policy, &p);
     nice = nice_of_this_thread();
   });
   analysis.join();
   EXPECT_EQ(policy, SCHED_BATCH);
-  EXPECT_EQ(nice, std::min(mine + 5, 19));
-  // Only that thread: the one that forwards keeps its own.
-  sched_param param{};
-  int own_policy = -1;
-  pthread_getschedparam(pthread_self(), &own_policy, &param);
-  EXPECT_EQ(own_policy, SCHED_OTHER);
-  EXPECT_EQ(nice_of_this_thread(), mine);
+  EXPECT_EQ(nice, std::min(own_nice + 5, 19));
+  int after = -1;
+  pthread_getschedparam(pthread_self(), &after, &param);
+  EXPECT_EQ(after, own_policy);
+  EXPECT_EQ(nice_of_this_thread(), own_nice);
+}
+
+TEST(Analyzer, ItsThreadRunsAsABatchThread) {
+  auto before = thread_policies();
+  auto batch_threads = [](const std::vector<int>& policies) {
+    return std::count(policies.begin(), policies.end(), SCHED_BATCH);
+  };
+  Analyzer analyzer(AnalyzerSettings{}, std::make_shared<prometheus::Registry>());
+  // The thread sets its policy as it starts: give it a moment.
+  for (int i = 0; i < 100 && batch_threads(thread_policies()) == batch_threads(before); ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(batch_threads(thread_policies()), batch_threads(before) + 1);
 }
 
 // ---- stats table and analyzer ----

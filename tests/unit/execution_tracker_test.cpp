@@ -210,7 +210,8 @@ TEST_F(TrackerTest, AfterAnErrorTheSkippedStatementsReportNothing) {
 }
 
 TEST_F(TrackerTest, ARecycledEventCarriesNothingOfItsLastStatement) {
-  // Two pipelined Executes with columns, a sampled row and an error, given back to the queue.
+  // Events that had every field set: an extended, pipelined statement with parameters, columns,
+  // a sampled row and rows; one that failed; the second statement of a simple query.
   send_pipeline("SELECT id FROM t WHERE id = $1", {"1", "2"});
   receive('1');
   receive('2');
@@ -224,32 +225,65 @@ TEST_F(TrackerTest, ARecycledEventCarriesNothingOfItsLastStatement) {
   receive('2');
   receive('E', encoded_body(pp::make_error("57014", "canceled")));
   receive('Z', {'I'});
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[0].columns.size(), 1u);
-  EXPECT_EQ(events[1].sqlstate, "57014");
-  for (auto& e : events) ASSERT_TRUE(blanks.push(std::move(e)));
+  ledger.push('Q', RequestLedger::Handling::Pass, {},
+              tracker.on_query(encoded_body(pp::Query{"SELECT 1; SELECT 2"}), now));
+  receive('T', encoded_body(columns));
+  complete("SELECT 1");
+  receive('T', encoded_body(columns));
+  complete("SELECT 1");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 4u);
+  ASSERT_EQ(events[0].columns.size(), 1u);
+  ASSERT_EQ(events[0].result_sample.size(), 1u);
+  ASSERT_TRUE(events[0].extended && events[0].pipelined && events[0].rows == 1);
+  ASSERT_EQ(events[1].sqlstate, "57014");
+  ASSERT_EQ(events[3].statement_index, 1u);
+  auto used = std::move(events);
   events.clear();
-  std::vector<analyzer::ExecutionEvent> batch;
-  ASSERT_TRUE(blanks.pop_all(batch, std::chrono::milliseconds(0)));
-  blanks.recycle(batch);
 
-  // The next statement is filled into one of those.
-  send_batch("UPDATE t SET x = 1", {});
+  // Each given back alone, then filled by a one-statement simple query that has none of that.
+  for (auto& old : used) {
+    ASSERT_TRUE(blanks.push(std::move(old)));
+    std::vector<analyzer::ExecutionEvent> batch;
+    ASSERT_TRUE(blanks.pop_all(batch, std::chrono::milliseconds(0)));
+    blanks.recycle(batch);
+    events.clear();
+    ledger.push('Q', RequestLedger::Handling::Pass, {},
+                tracker.on_query(encoded_body(pp::Query{"SET x = 1"}), now));
+    complete("SET");
+    receive('Z', {'I'});
+    ASSERT_EQ(events.size(), 1u);
+    const auto& e = events[0];
+    EXPECT_EQ(*e.sql, "SET x = 1");
+    EXPECT_EQ(e.session->session_id, 7u);
+    EXPECT_FALSE(e.extended);
+    EXPECT_FALSE(e.pipelined);
+    EXPECT_EQ(e.statement_index, 0u);
+    EXPECT_EQ(e.rows, 0u);
+    EXPECT_TRUE(e.parameters.empty());
+    EXPECT_TRUE(e.columns.empty());
+    EXPECT_TRUE(e.result_sample.empty());
+    EXPECT_TRUE(e.sqlstate.empty());
+    EXPECT_EQ(e.pool_wait.count(), 0);
+  }
+}
+
+TEST_F(TrackerTest, AStatementNeverAnsweredIsDroppedOnceNothingIsOutstanding) {
+  // An Execute the ledger never hears back about (its answer was settled some other way) would
+  // keep every later statement in memory behind it.
+  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT 1", {}}));
+  tracker.on_bind(encoded_body(pp::Bind{}));
+  tracker.on_execute(encoded_body(pp::Execute{"", 0}), now);
+  send_batch("SELECT $1", {"a"});
   receive('1');
   receive('2');
-  complete("UPDATE 4");
+  complete("SELECT 1");
   receive('Z', {'I'});
   ASSERT_EQ(events.size(), 1u);
-  const auto& e = events[0];
-  EXPECT_EQ(*e.sql, "UPDATE t SET x = 1");
-  EXPECT_EQ(e.session->session_id, 7u);
-  EXPECT_EQ(e.rows, 4u);
-  EXPECT_TRUE(e.parameters.empty());
-  EXPECT_TRUE(e.columns.empty());
-  EXPECT_TRUE(e.result_sample.empty());
-  EXPECT_TRUE(e.sqlstate.empty());
-  EXPECT_FALSE(e.pipelined);
-  EXPECT_EQ(e.transaction, 2u);
+  EXPECT_EQ(tracker.in_flight(), 1u);
+  tracker.on_all_answered();  // what the session does at a ReadyForQuery with its ledger empty
+  EXPECT_EQ(tracker.in_flight(), 0u);
+  expect_next_batch_tracked("b");
 }
 
 void TrackerTest::expect_parameters_on_both_executes(const std::string& portal) {
