@@ -141,7 +141,9 @@ std::size_t ExecutionTracker::in_flight() const {
 
 void ExecutionTracker::retire(Execution& e) {
   e.done = true;
-  e.event = {};  // what a simple query's statements shared is let go now
+  // One that never ran (skipped, never answered) lets go of its text and session now.
+  e.event = {};
+  e.next_sql.reset();
   while (first_ < executions_.size() && executions_[first_].done) ++first_;
   if (first_ == executions_.size()) {
     executions_.clear();
@@ -168,13 +170,22 @@ void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
 }
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now,
-                              std::vector<analyzer::ExecutionEvent>& out, bool last) {
+                              std::vector<analyzer::ExecutionEvent>& out) {
   e.event.latency = now - e.started;
   e.event.finished_at = std::chrono::system_clock::now();
-  if (last)
-    out.push_back(std::move(e.event));
-  else
-    out.push_back(e.event);
+  out.push_back(std::move(e.event));
+}
+
+void ExecutionTracker::start_next_statement(Execution& e) {
+  // The last statement's event was moved out; its scalars are still there.
+  auto transaction = e.event.transaction;
+  auto index = e.event.statement_index + 1;
+  e.event = blanks_ != nullptr ? blanks_->take_blank() : analyzer::ExecutionEvent{};
+  e.event.session = session_;
+  e.event.transaction = transaction;
+  e.event.sql = std::move(e.next_sql);
+  e.event.statement_index = index;
+  e.between_statements = false;
 }
 
 void ExecutionTracker::on_response(const protocol::Frame& frame,
@@ -186,6 +197,9 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
   Execution& e = *found;
   bool simple = outcome.request == 'Q';
   if (frame.kind != protocol::FrameKind::Message) return;  // streamed rows are not sampled
+  if (e.between_statements &&
+      (frame.type == 'T' || frame.type == 'D' || frame.type == 'C' || frame.type == 'E'))
+    start_next_statement(e);
   switch (frame.type) {
     case 'T': {  // RowDescription: the names the sample's columns go by
       e.event.columns.clear();
@@ -214,14 +228,13 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     }
     case 'C': {
       e.event.rows = protocol::CommandComplete::rows_in(protocol::as_chars(frame.data)).value_or(0);
-      finish(e, now, out, !simple);  // a simple query's next statement reuses the event
+      std::shared_ptr<const std::string> sql = simple ? e.event.sql : nullptr;
+      finish(e, now, out);
       if (simple) {
-        // The next statement of the same query string starts now.
-        ++e.event.statement_index;
-        e.event.rows = 0;
-        e.event.columns.clear();
-        e.event.result_sample.clear();
-        e.event.pool_wait = std::chrono::nanoseconds(0);
+        // The next statement of the same query string starts now. Its event is taken only if
+        // something of it arrives: most query strings hold one statement.
+        e.next_sql = std::move(sql);
+        e.between_statements = true;
         e.sampled_rows = 0;
         e.started = now;
       }
@@ -233,7 +246,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     case 'E': {
       if (auto err = protocol::ErrorResponse::decode(frame.data))
         e.event.sqlstate = std::string(err->sqlstate());
-      finish(e, now, out, true);  // after an error nothing more runs for it
+      finish(e, now, out);  // after an error nothing more runs for it
       break;
     }
     default:

@@ -61,10 +61,14 @@ class ExecutionTracker {
     analyzer::ExecutionEvent event;
     Clock::time_point started;
     std::size_t sampled_rows = 0;
+    // A simple query between two of its statements: the last one's event has gone out, and the
+    // next one's is taken when it shows up, for the same text.
+    bool between_statements = false;
+    std::shared_ptr<const std::string> next_sql;
   };
-  // Emits e's event; `last`: nothing more comes for it, so the event is moved, not copied.
-  void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out,
-              bool last);
+  // Moves e's event, finished, into `out`.
+  void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out);
+  void start_next_statement(Execution& e);
   Execution start(std::shared_ptr<const std::string> sql, Clock::time_point now);
   Execution* find(std::uint64_t tag);
   void retire(Execution& e);

@@ -789,6 +789,7 @@ class ClientSession {
           mode_ == PoolMode::Session ? ByteView(buffer.data(), n) : ByteView(to_client);
       if (!bytes.empty()) {
         pool_->traffic.bytes_sent += bytes.size();
+        // write_all does the same, but awaiting it costs a coroutine frame per answer.
         error_code ec;
         std::size_t sent = send_now(client_, bytes, ec);
         bool written = !ec;

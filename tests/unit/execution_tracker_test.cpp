@@ -268,6 +268,41 @@ TEST_F(TrackerTest, ARecycledEventCarriesNothingOfItsLastStatement) {
   }
 }
 
+TEST_F(TrackerTest, ASimpleQueryReportsEachOfItsStatements) {
+  // Three statements in one Query: each its own event, numbered, with its own columns and rows;
+  // the third fails.
+  const std::string sql = "SELECT a FROM t; UPDATE t SET a = 1; SELECT 1/0";
+  ledger.push('Q', RequestLedger::Handling::Pass, {},
+              tracker.on_query(encoded_body(pp::Query{sql}), now));
+  pp::RowDescription columns;
+  columns.fields.push_back(pp::FieldDescription{"a"});
+  receive('T', encoded_body(columns));
+  pp::DataRow row;
+  row.values.emplace_back(pp::Bytes{'7'});
+  receive('D', encoded_body(row));
+  receive('D', encoded_body(row));
+  complete("SELECT 2");
+  complete("UPDATE 5");
+  receive('E', encoded_body(pp::make_error("22012", "division by zero")));
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 3u);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(*events[i].sql, sql);
+    EXPECT_EQ(events[i].statement_index, i);
+    EXPECT_FALSE(events[i].extended);
+    EXPECT_EQ(events[i].transaction, 1u);
+  }
+  EXPECT_EQ(events[0].rows, 2u);
+  EXPECT_EQ(events[0].columns, std::vector<std::string>{"a"});
+  EXPECT_EQ(events[0].result_sample.size(), 2u);
+  EXPECT_EQ(events[1].rows, 5u);
+  EXPECT_TRUE(events[1].columns.empty());
+  EXPECT_TRUE(events[1].result_sample.empty());
+  EXPECT_TRUE(events[1].sqlstate.empty());
+  EXPECT_EQ(events[2].sqlstate, "22012");
+  EXPECT_EQ(tracker.in_flight(), 0u);
+}
+
 TEST_F(TrackerTest, AStatementNeverAnsweredIsDroppedOnceNothingIsOutstanding) {
   // An Execute the ledger never hears back about (its answer was settled some other way) would
   // keep every later statement in memory behind it.
