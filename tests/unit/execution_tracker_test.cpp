@@ -64,6 +64,18 @@ class TrackerTest : public ::testing::Test {
     if (type == 'Z') tracker.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
   }
 
+  // RowDescription of one text column, and a DataRow with one value.
+  void receive_column(const std::string& name) {
+    pp::RowDescription columns;
+    columns.fields.push_back(pp::FieldDescription{name});
+    receive('T', encoded_body(columns));
+  }
+  void receive_row(const std::string& value) {
+    pp::DataRow row;
+    row.values.emplace_back(pp::Bytes(value.begin(), value.end()));
+    receive('D', encoded_body(row));
+  }
+
   void complete(const std::string& tag) {
     pp::Bytes b(tag.begin(), tag.end());
     b.push_back(0);
@@ -215,21 +227,17 @@ TEST_F(TrackerTest, ARecycledEventCarriesNothingOfItsLastStatement) {
   send_pipeline("SELECT id FROM t WHERE id = $1", {"1", "2"});
   receive('1');
   receive('2');
-  pp::RowDescription columns;
-  columns.fields.push_back(pp::FieldDescription{"id"});
-  receive('T', encoded_body(columns));
-  pp::DataRow row;
-  row.values.emplace_back(pp::Bytes{'1'});
-  receive('D', encoded_body(row));
+  receive_column("id");
+  receive_row("1");
   complete("SELECT 1");
   receive('2');
   receive('E', encoded_body(pp::make_error("57014", "canceled")));
   receive('Z', {'I'});
   ledger.push('Q', RequestLedger::Handling::Pass, {},
               tracker.on_query(encoded_body(pp::Query{"SELECT 1; SELECT 2"}), now));
-  receive('T', encoded_body(columns));
+  receive_column("id");
   complete("SELECT 1");
-  receive('T', encoded_body(columns));
+  receive_column("id");
   complete("SELECT 1");
   receive('Z', {'I'});
   ASSERT_EQ(events.size(), 4u);
@@ -274,13 +282,9 @@ TEST_F(TrackerTest, ASimpleQueryReportsEachOfItsStatements) {
   const std::string sql = "SELECT a FROM t; UPDATE t SET a = 1; SELECT 1/0";
   ledger.push('Q', RequestLedger::Handling::Pass, {},
               tracker.on_query(encoded_body(pp::Query{sql}), now));
-  pp::RowDescription columns;
-  columns.fields.push_back(pp::FieldDescription{"a"});
-  receive('T', encoded_body(columns));
-  pp::DataRow row;
-  row.values.emplace_back(pp::Bytes{'7'});
-  receive('D', encoded_body(row));
-  receive('D', encoded_body(row));
+  receive_column("a");
+  receive_row("7");
+  receive_row("7");
   complete("SELECT 2");
   complete("UPDATE 5");
   receive('E', encoded_body(pp::make_error("22012", "division by zero")));
