@@ -77,8 +77,18 @@ Analyzer::~Analyzer() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Analyzer::submit(ExecutionEvent&& event) {
-  return queue_.push(std::move(event));
+bool Analyzer::submit(const ExecutionEvent& event) {
+  // A batch of its own, its session started and ended around it: the proxy's sessions instead
+  // keep theirs open for as long as they live (see ExecutionTracker).
+  EventBatch batch;
+  std::uint64_t id = event.session ? event.session->session_id : 0;
+  if (event.session) batch.start_session(event.session);
+  auto finished = EventBatch::SteadyClock::now() +
+                  std::chrono::duration_cast<EventBatch::SteadyClock::duration>(
+                      event.finished_at - std::chrono::system_clock::now());
+  batch.add(id, event, finished);
+  if (event.session) batch.end_session(id);
+  return queue_.push(batch);
 }
 
 void Analyzer::add_consumer(std::shared_ptr<EventConsumer> consumer) {
@@ -100,17 +110,20 @@ void Analyzer::run() {
   yield_to_forwarding();
   auto last_tick = std::chrono::steady_clock::now();
   // Batches every 20 ms: analysis lags the traffic by that much at most, at no cost to it.
-  std::vector<ExecutionEvent> batch;
+  EventBatch batch;
   while (queue_.pop_all(batch, std::chrono::milliseconds(20))) {
-    for (const auto& event : batch) {
-      try {
-        process(event);
-      } catch (const std::exception& e) {
-        // Analysis must never take the proxy down: a bad event is logged and skipped.
-        spdlog::debug("analyzer: event skipped: {}", e.what());
-      }
+    try {
+      reader_.read(batch, [this](const ExecutionEvent& event) {
+        try {
+          process(event);
+        } catch (const std::exception& e) {
+          // Analysis must never take the proxy down: a bad event is logged and skipped.
+          spdlog::debug("analyzer: event skipped: {}", e.what());
+        }
+      });
+    } catch (const std::exception& e) {
+      spdlog::error("analyzer: rest of a batch lost: {}", e.what());
     }
-    queue_.recycle(batch);
     auto dropped = queue_.dropped();
     if (dropped > reported_drops_) {
       dropped_metric_.Increment(static_cast<double>(dropped - reported_drops_));

@@ -1,6 +1,6 @@
 // The analyzer: takes execution events off the proxy's hands, fingerprints them (cached), keeps
 // per-fingerprint statistics and query metrics, and passes each event on to the rules.
-// Runs on a thread of its own; the proxy only ever calls submit().
+// Runs on a thread of its own; the proxy only ever pushes to its queue().
 #pragma once
 
 #include <prometheus/counter.h>
@@ -59,9 +59,10 @@ class Analyzer {
   Analyzer(const Analyzer&) = delete;
   Analyzer& operator=(const Analyzer&) = delete;
 
-  // From any thread; never blocks. False when the event was dropped (queue full).
-  bool submit(ExecutionEvent&& event);
-  // Where submitters get blank events to fill (recycled ones, see EventQueue::take_blank).
+  // From any thread; never blocks. False when the event was dropped (queue full). One statement
+  // at a time, with its session in event.session: for tools and tests. The proxy's sessions push
+  // whole batches to queue().
+  bool submit(const ExecutionEvent& event);
   EventQueue& queue() { return queue_; }
 
   std::vector<FingerprintRow> fingerprints(SortBy sort, std::size_t limit) const {
@@ -79,6 +80,7 @@ class Analyzer {
   AnalyzerSettings settings_;
   std::shared_ptr<prometheus::Registry> registry_;
   EventQueue queue_;
+  EventReader reader_;  // analyzer thread only
   StatsTable stats_;
   FingerprintCache cache_;  // analyzer thread only
   std::vector<std::shared_ptr<EventConsumer>> consumers_;

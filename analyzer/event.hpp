@@ -1,5 +1,5 @@
 // One executed statement, as the proxy saw it: what the analyzer and the rules consume.
-// Built on the proxy's thread, handed over through a bounded queue, never shared back.
+// Filled on the proxy's thread, handed over encoded (EventBatch) through a bounded queue.
 #pragma once
 
 #include <chrono>
@@ -43,10 +43,9 @@ struct ExecutionEvent {
   std::chrono::system_clock::time_point finished_at{};
   std::string sqlstate;  // set when it failed
 
-  // Blank again, its buffers' capacity kept: events are recycled (EventQueue::take_blank), so
-  // the steady state allocates nothing per statement. session and sql are left for whoever
-  // fills it to overwrite, so their reference counts are touched on that side only (a large
-  // text is let go when the event is recycled: EventQueue::recycle).
+  // Blank again, its buffers' capacity kept: the proxy's tracker fills the same events again and
+  // again (only their encoding travels to the analyzer, EventBatch), so the steady state
+  // allocates nothing per statement. session and sql are left for whoever fills it.
   void clear_keeping_capacity() {
     transaction = 0;
     statement_index = 0;

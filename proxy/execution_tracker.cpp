@@ -24,25 +24,44 @@ std::string bounded_text(protocol::ByteView value, bool binary) {
 }
 }  // namespace
 
+ExecutionTracker::ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
+                                   analyzer::EventQueue& sink)
+    : session_(std::move(session)), sink_(sink) {
+  finished_.start_session(session_);
+}
+
+ExecutionTracker::~ExecutionTracker() {
+  finished_.end_session(session_->session_id);
+  sink_.push(finished_);
+}
+
+void ExecutionTracker::flush() {
+  if (!finished_.empty()) sink_.push(finished_);
+}
+
 void ExecutionTracker::on_parse(protocol::ByteView body) {
   protocol::Reader in(body);
   auto name = in.cstring();
   auto query = in.cstring();
   if (in.failed()) return;
-  auto& text = statements_[std::string(name)];
+  auto& text = statement(name);
   // Drivers re-Parse the unnamed statement with the same text again and again: keep the text.
   if (!text || *text != query) text = std::make_shared<const std::string>(query);
 }
 
 void ExecutionTracker::on_bind(protocol::ByteView body) {
   protocol::Reader in(body);
-  std::string portal(in.cstring());
-  std::string statement(in.cstring());
+  auto portal_name = in.cstring();
+  auto statement_name = in.cstring();
   if (in.failed()) return;
-  auto it = statements_.find(statement);
   // Filled in place: its parameter vector keeps the capacity an earlier Bind left it.
-  Portal& p = portals_[std::move(portal)];
-  p.sql = it != statements_.end() ? it->second : nullptr;
+  Portal& p = portal(portal_name);
+  if (statement_name.empty()) {
+    p.sql = unnamed_statement_;
+  } else {
+    auto it = statements_.find(statement_name);
+    p.sql = it != statements_.end() ? it->second : nullptr;
+  }
   p.parameters.clear();
   auto nformats = in.count16(2);
   boost::container::small_vector<std::int16_t, 8> formats;
@@ -64,41 +83,68 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
 void ExecutionTracker::on_close(protocol::ByteView body) {
   auto close = protocol::Close::decode(body);
   if (!close) return;
-  if (close->target == 'S')
-    statements_.erase(close->name);
-  else
-    portals_.erase(close->name);
+  if (close->target == 'S') {
+    if (close->name.empty())
+      unnamed_statement_.reset();
+    else
+      statements_.erase(close->name);
+  } else {
+    if (close->name.empty())
+      unnamed_portal_ = {};
+    else
+      portals_.erase(close->name);
+  }
 }
 
-ExecutionTracker::Execution ExecutionTracker::start(std::shared_ptr<const std::string> sql,
-                                                    Clock::time_point now) {
-  Execution e;
-  if (blanks_ != nullptr) e.event = blanks_->take_blank();
-  e.event.session = session_;
+std::shared_ptr<const std::string>& ExecutionTracker::statement(std::string_view name) {
+  if (name.empty()) return unnamed_statement_;
+  auto it = statements_.find(name);
+  if (it == statements_.end()) it = statements_.emplace(std::string(name), nullptr).first;
+  return it->second;
+}
+
+ExecutionTracker::Portal& ExecutionTracker::portal(std::string_view name) {
+  if (name.empty()) return unnamed_portal_;
+  auto it = portals_.find(name);
+  if (it == portals_.end()) it = portals_.emplace(std::string(name), Portal{}).first;
+  return it->second;
+}
+
+ExecutionTracker::Execution& ExecutionTracker::start(std::shared_ptr<const std::string> sql,
+                                                     Clock::time_point now) {
+  if (end_ == executions_.size()) executions_.emplace_back();
+  Execution& e = executions_[end_++];
+  e.tag = next_tag_++;
+  e.done = false;
+  e.started = now;
+  e.sampled_rows = 0;
+  e.event.clear_keeping_capacity();
   e.event.transaction = transaction_;
   e.event.sql = std::move(sql);
   e.event.pool_wait = std::exchange(pool_wait_, std::chrono::nanoseconds(0));
-  e.started = now;
   return e;
 }
 
 std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_point now) {
   protocol::Reader in(body);
-  std::string portal(in.cstring());
+  auto name = in.cstring();
   auto max_rows = in.i32();
-  auto it = portals_.find(portal);
-  if (it == portals_.end() || !it->second.sql) return 0;
-  auto e = start(it->second.sql, now);
+  Portal* p = name.empty() ? &unnamed_portal_ : nullptr;
+  if (p == nullptr) {
+    auto it = portals_.find(name);
+    if (it != portals_.end()) p = &it->second;
+  }
+  if (p == nullptr || !p->sql) return 0;
+  Execution& e = start(p->sql, now);
   e.event.extended = true;
   // A portal suspended by a row limit is executed again for its next rows: it keeps its values.
   // One run to completion has no more rows to give, so they move (a repeated Execute of it, which
   // returns nothing, is recorded without them).
   if (max_rows > 0 || in.failed())
-    e.event.parameters = it->second.parameters;
+    e.event.parameters = p->parameters;
   else
-    e.event.parameters.swap(it->second.parameters);  // the portal gets the blank's buffer
-  auto tag = next_tag_++;
-  e.tag = tag;
+    e.event.parameters.swap(p->parameters);  // the portal gets the slot's buffer
+  auto tag = e.tag;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
   executes_since_sync_.push_back(tag);
   if (executes_since_sync_.size() > 1) {
@@ -106,52 +152,57 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
     for (auto t : executes_since_sync_)
       if (auto* p = find(t)) p->event.pipelined = true;
   }
-  executions_.push_back(std::move(e));
   return tag;
 }
 
 std::uint64_t ExecutionTracker::on_query(protocol::ByteView body, Clock::time_point now) {
   auto text = protocol::as_chars(body.empty() ? body : body.first(body.size() - 1));
-  auto tag = next_tag_++;
-  executions_.push_back(start(std::make_shared<const std::string>(text), now));
-  executions_.back().tag = tag;
-  return tag;
+  return start(std::make_shared<const std::string>(text), now).tag;
 }
 
 ExecutionTracker::Execution* ExecutionTracker::find(std::uint64_t tag) {
   auto begin = executions_.begin() + static_cast<std::ptrdiff_t>(first_);
-  if (begin != executions_.end() && begin->tag == tag)  // the usual case: the oldest
+  auto end = executions_.begin() + static_cast<std::ptrdiff_t>(end_);
+  if (begin != end && begin->tag == tag)  // the usual case: the oldest
     return begin->done ? nullptr : &*begin;
-  auto it = std::lower_bound(begin, executions_.end(), tag,
+  auto it = std::lower_bound(begin, end, tag,
                              [](const Execution& e, std::uint64_t t) { return e.tag < t; });
-  if (it == executions_.end() || it->tag != tag || it->done) return nullptr;
+  if (it == end || it->tag != tag || it->done) return nullptr;
   return &*it;
 }
 
+namespace {
+// Slots kept for reuse once all are answered: a pipeline of thousands does not keep its memory.
+constexpr std::size_t kKeptExecutions = 256;
+}  // namespace
+
 void ExecutionTracker::on_all_answered() {
-  executions_.clear();
-  first_ = 0;
+  for (std::size_t i = first_; i < end_; ++i) executions_[i].event.sql.reset();
+  first_ = end_ = 0;
+  if (executions_.size() > kKeptExecutions) executions_.resize(kKeptExecutions);
 }
 
 std::size_t ExecutionTracker::in_flight() const {
   return static_cast<std::size_t>(
-      std::count_if(executions_.begin() + static_cast<std::ptrdiff_t>(first_), executions_.end(),
+      std::count_if(executions_.begin() + static_cast<std::ptrdiff_t>(first_),
+                    executions_.begin() + static_cast<std::ptrdiff_t>(end_),
                     [](const Execution& e) { return !e.done; }));
 }
 
 void ExecutionTracker::retire(Execution& e) {
   e.done = true;
-  // One that never ran (skipped, never answered) lets go of its text and session now.
-  e.event = {};
-  e.next_sql.reset();
-  while (first_ < executions_.size() && executions_[first_].done) ++first_;
-  if (first_ == executions_.size()) {
-    executions_.clear();
-    first_ = 0;
-  } else if (first_ >= 64 && first_ * 2 >= executions_.size()) {
-    // A client that never lets its pipeline drain: drop the finished front now and then.
-    executions_.erase(executions_.begin(),
-                      executions_.begin() + static_cast<std::ptrdiff_t>(first_));
+  e.event.sql.reset();  // the slot keeps its buffers, not the statement's text
+  while (first_ < end_ && executions_[first_].done) ++first_;
+  if (first_ == end_) {
+    first_ = end_ = 0;
+    if (executions_.size() > kKeptExecutions) executions_.resize(kKeptExecutions);
+  } else if (first_ >= 64 && first_ * 2 >= end_) {
+    // A client that never lets its pipeline drain: the finished front goes behind the live ones
+    // now and then, for reuse.
+    auto begin = executions_.begin();
+    std::rotate(begin, begin + static_cast<std::ptrdiff_t>(first_),
+                begin + static_cast<std::ptrdiff_t>(end_));
+    end_ -= first_;
     first_ = 0;
   }
 }
@@ -169,45 +220,32 @@ void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
     if (auto* e = find(t)) retire(*e);
 }
 
-void ExecutionTracker::finish(Execution& e, Clock::time_point now,
-                              std::vector<analyzer::ExecutionEvent>& out) {
+void ExecutionTracker::finish(Execution& e, Clock::time_point now) {
   e.event.latency = now - e.started;
-  e.event.finished_at = std::chrono::system_clock::now();
-  out.push_back(std::move(e.event));
-}
-
-void ExecutionTracker::start_next_statement(Execution& e) {
-  // The last statement's event was moved out; its scalars are still there.
-  auto transaction = e.event.transaction;
-  auto index = e.event.statement_index + 1;
-  e.event = blanks_ != nullptr ? blanks_->take_blank() : analyzer::ExecutionEvent{};
-  e.event.session = session_;
-  e.event.transaction = transaction;
-  e.event.sql = std::move(e.next_sql);
-  e.event.statement_index = index;
-  e.between_statements = false;
+  finished_.add(session_->session_id, e.event, now);
 }
 
 void ExecutionTracker::on_response(const protocol::Frame& frame,
-                                   const RequestLedger::Outcome& outcome, Clock::time_point now,
-                                   std::vector<analyzer::ExecutionEvent>& out) {
+                                   const RequestLedger::Outcome& outcome, Clock::time_point now) {
   if (outcome.tag == 0) return;
   Execution* found = find(outcome.tag);
   if (found == nullptr) return;
   Execution& e = *found;
   bool simple = outcome.request == 'Q';
   if (frame.kind != protocol::FrameKind::Message) return;  // streamed rows are not sampled
-  if (e.between_statements &&
-      (frame.type == 'T' || frame.type == 'D' || frame.type == 'C' || frame.type == 'E'))
-    start_next_statement(e);
   switch (frame.type) {
     case 'T': {  // RowDescription: the names the sample's columns go by
-      e.event.columns.clear();
       protocol::Reader in(frame.data);
       auto n = std::min<std::size_t>(in.count16(19), analyzer::kSampleColumns);
-      for (std::size_t i = 0; i < n && !in.failed(); ++i) {
-        e.event.columns.emplace_back(in.cstring());
+      auto& columns = e.event.columns;
+      columns.resize(n);  // the names are assigned in place: their buffers are reused
+      for (std::size_t i = 0; i < n; ++i) {
+        columns[i].assign(in.cstring());
         in.bytes(18);
+        if (in.failed()) {
+          columns.resize(i);
+          break;
+        }
       }
       break;
     }
@@ -228,13 +266,15 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     }
     case 'C': {
       e.event.rows = protocol::CommandComplete::rows_in(protocol::as_chars(frame.data)).value_or(0);
-      std::shared_ptr<const std::string> sql = simple ? e.event.sql : nullptr;
-      finish(e, now, out);
+      finish(e, now);
       if (simple) {
-        // The next statement of the same query string starts now. Its event is taken only if
-        // something of it arrives: most query strings hold one statement.
-        e.next_sql = std::move(sql);
-        e.between_statements = true;
+        // The next statement of the same query string, if there is one, starts now.
+        auto& next = e.event;
+        ++next.statement_index;
+        next.rows = 0;
+        next.columns.clear();
+        next.result_sample.clear();
+        next.pool_wait = std::chrono::nanoseconds(0);
         e.sampled_rows = 0;
         e.started = now;
       }
@@ -246,7 +286,7 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     case 'E': {
       if (auto err = protocol::ErrorResponse::decode(frame.data))
         e.event.sqlstate = std::string(err->sqlstate());
-      finish(e, now, out);  // after an error nothing more runs for it
+      finish(e, now);  // after an error nothing more runs for it
       break;
     }
     default:

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analyzer/event.hpp"
+#include "analyzer/event_batch.hpp"
 #include "analyzer/event_queue.hpp"
 #include "proxy/protocol/decoder.hpp"
 #include "proxy/request_ledger.hpp"
@@ -21,11 +22,13 @@ namespace pglens::proxy {
 class ExecutionTracker {
  public:
   using Clock = std::chrono::steady_clock;
-  // `blanks`: where new events come from (recycled, so that filling one allocates nothing once
-  // warm); null: plain new events.
-  explicit ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
-                            analyzer::EventQueue* blanks = nullptr)
-      : session_(std::move(session)), blanks_(blanks) {}
+  // Finished statements go to `sink` at each flush(); the session's start goes with the first,
+  // its end when the tracker is destroyed.
+  ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
+                   analyzer::EventQueue& sink);
+  ~ExecutionTracker();
+  ExecutionTracker(const ExecutionTracker&) = delete;
+  ExecutionTracker& operator=(const ExecutionTracker&) = delete;
 
   // ---- requests, in the order the client sent them ----
   void on_parse(protocol::ByteView body);
@@ -36,9 +39,9 @@ class ExecutionTracker {
   std::uint64_t on_query(protocol::ByteView body, Clock::time_point now);
   void on_sync();
 
-  // ---- responses: the frame with what the ledger said of it; finished statements go to `out` ----
+  // ---- responses: the frame with what the ledger said of it ----
   void on_response(const protocol::Frame& frame, const RequestLedger::Outcome& outcome,
-                   Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out);
+                   Clock::time_point now);
   void on_skipped(const std::vector<std::uint64_t>& tags);
   // ReadyForQuery: statements after an 'I' belong to the next transaction.
   void on_ready(char status);
@@ -49,40 +52,57 @@ class ExecutionTracker {
   std::size_t in_flight() const;
   // Time the session waited for a server connection; charged to the next statement.
   void add_pool_wait(std::chrono::nanoseconds waited) { pool_wait_ += waited; }
+  // Hands the statements finished since the last flush to the analyzer's queue (never waits: a
+  // full queue drops and counts them).
+  void flush();
 
  private:
   struct Portal {
     std::shared_ptr<const std::string> sql;
     std::vector<std::optional<std::string>> parameters;
   };
+  // A statement sent and not yet answered. The slots are reused: an event's buffers stay with
+  // this thread, and only its encoding goes to the analyzer.
   struct Execution {
     std::uint64_t tag = 0;
     bool done = false;  // answered (or skipped): kept only until the ones before it are done too
     analyzer::ExecutionEvent event;
     Clock::time_point started;
     std::size_t sampled_rows = 0;
-    // A simple query between two of its statements: the last one's event has gone out, and the
-    // next one's is taken when it shows up, for the same text.
-    bool between_statements = false;
-    std::shared_ptr<const std::string> next_sql;
   };
-  // Moves e's event, finished, into `out`.
-  void finish(Execution& e, Clock::time_point now, std::vector<analyzer::ExecutionEvent>& out);
-  void start_next_statement(Execution& e);
-  Execution start(std::shared_ptr<const std::string> sql, Clock::time_point now);
+  // A slot for a new statement of `sql`, blank but for what start() sets.
+  Execution& start(std::shared_ptr<const std::string> sql, Clock::time_point now);
+  // Encodes e's event, finished, for the next flush.
+  void finish(Execution& e, Clock::time_point now);
   Execution* find(std::uint64_t tag);
   void retire(Execution& e);
 
   std::shared_ptr<const analyzer::SessionInfo> session_;
-  analyzer::EventQueue* blanks_;
-  std::unordered_map<std::string, std::shared_ptr<const std::string>>
-      statements_;  // Parse'd, by name
-  std::unordered_map<std::string, Portal> portals_;
-  // Waiting for their completion, in tag order (tags only grow). Answers come in order, so the
-  // oldest finish first: [0, first_) are done, and the vector is emptied (capacity kept) whenever
-  // all are, so the steady state allocates nothing.
+  analyzer::EventQueue& sink_;
+  analyzer::EventBatch finished_;  // since the last flush
+  // Looked up by the name's bytes in the message: no string is built to find one.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
+  template <typename T>
+  using ByName = std::unordered_map<std::string, T, NameHash, std::equal_to<>>;
+  // The Parse'd statement or the bound portal of that name (created empty if absent). The unnamed
+  // ones, which most drivers use for every statement, need no lookup.
+  std::shared_ptr<const std::string>& statement(std::string_view name);
+  Portal& portal(std::string_view name);
+  ByName<std::shared_ptr<const std::string>> statements_;
+  ByName<Portal> portals_;
+  std::shared_ptr<const std::string> unnamed_statement_;
+  Portal unnamed_portal_;
+  // Waiting for their completion, in tag order (tags only grow), in [first_, end_). Answers come
+  // in order, so the oldest finish first: [0, first_) are done, and both go back to 0 whenever
+  // all are. Slots past end_ wait for reuse, their buffers kept: the steady state allocates
+  // nothing.
   std::vector<Execution> executions_;
-  std::size_t first_ = 0;
+  std::size_t first_ = 0, end_ = 0;
   std::uint64_t next_tag_ = 1;
   std::uint64_t transaction_ = 1;
   std::vector<std::uint64_t> executes_since_sync_;

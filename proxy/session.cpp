@@ -212,7 +212,7 @@ class ClientSession {
       who->user = info_->user;
       who->application_name = info_->application_name;
       who->client_address = info_->address;
-      tracker_.emplace(std::move(who), &proxy_.analyzer()->queue());
+      tracker_.emplace(std::move(who), proxy_.analyzer()->queue());
     }
     pool_ = proxy_.pool_for(PoolKey{info_->database, info_->user}, route, *config_);
     spdlog::info("[c{}] login {} user={} database={} application_name={} pool_mode={}", id_, peer_,
@@ -823,7 +823,7 @@ class ClientSession {
     }
     auto outcome = ledger_.on_response(f.type);
     if (tracker_) {
-      tracker_->on_response(f, outcome, read_at_, finished_);
+      tracker_->on_response(f, outcome, read_at_);
       auto skipped = ledger_.take_skipped_tags();
       if (!skipped.empty()) tracker_->on_skipped(skipped);
     }
@@ -874,10 +874,7 @@ class ClientSession {
 
   // Hands what finished to the analyzer; it never waits (a full queue drops and counts).
   void submit_finished() {
-    if (finished_.empty()) return;
-    if (auto* analyzer = proxy_.analyzer())
-      for (auto& e : finished_) analyzer->submit(std::move(e));
-    finished_.clear();
+    if (tracker_) tracker_->flush();
   }
 
   // At ReadyForQuery: a round trip ended, and with status 'I' a transaction (implicit or not).
@@ -988,7 +985,6 @@ class ClientSession {
   // messages, one clock read per read instead of one per message.
   Clock::time_point read_at_{};
   std::optional<ExecutionTracker> tracker_;  // set when analysis is on
-  std::vector<analyzer::ExecutionEvent> finished_;
 };
 }  // namespace
 

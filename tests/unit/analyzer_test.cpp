@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -193,67 +194,204 @@ ExecutionEvent event_for(std::string sql) {
   return e;
 }
 
+// One statement of session 1, started and ended around it, as Analyzer::submit does.
+bool push_one(EventQueue& q, const ExecutionEvent& e) {
+  EventBatch b;
+  b.start_session(e.session);
+  b.add(e.session->session_id, e, EventBatch::SteadyClock::now());
+  b.end_session(e.session->session_id);
+  return q.push(b);
+}
+
+std::vector<ExecutionEvent> read_all(EventReader& reader, const EventBatch& batch) {
+  std::vector<ExecutionEvent> out;
+  reader.read(batch, [&](const ExecutionEvent& e) { out.push_back(e); });
+  return out;
+}
+
 TEST(EventQueue, DropsAndCountsWhenFull) {
   EventQueue q(3);
-  for (int i = 0; i < 5; ++i) q.push(event_for("SELECT 1"));
+  for (int i = 0; i < 5; ++i) push_one(q, event_for("SELECT 1"));
   EXPECT_EQ(q.dropped(), 2u);
-  std::vector<ExecutionEvent> batch;
+  EventBatch batch;
   ASSERT_TRUE(q.pop_all(batch, 0ms));
-  EXPECT_EQ(batch.size(), 3u);
-  EXPECT_TRUE(q.push(event_for("SELECT 1")));  // room again
+  EXPECT_EQ(batch.events(), 3u);
+  EventReader reader;
+  EXPECT_EQ(read_all(reader, batch).size(), 3u);
+  EXPECT_EQ(reader.sessions(), 0u);  // every start had its end, dropped statements or not
+  EXPECT_TRUE(push_one(q, event_for("SELECT 1")));  // room again
   q.close();
   EXPECT_TRUE(q.pop_all(batch, 0ms));  // what was queued still comes out
-  EXPECT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch.events(), 1u);
   EXPECT_FALSE(q.pop_all(batch, 0ms));  // then nothing: closed
 }
 
-TEST(EventQueue, ProcessedEventsComeBackBlankWithTheirBuffers) {
-  EventQueue q(100);
-  auto e = event_for("SELECT $1");
-  e.parameters.assign(10, std::string("a value"));
-  e.columns = {"id", "name"};
-  e.result_sample.assign(40, 7);
-  e.rows = 3;
+TEST(EventQueue, EveryFieldArrivesAsItWasSent) {
+  auto e = event_for("SELECT * FROM t WHERE a = $1 AND b = $2 AND c = $3");
+  e.transaction = 12;
+  e.statement_index = 2;
+  e.extended = true;
+  e.pipelined = true;
+  e.parameters = {std::string("42"), std::nullopt, std::string(), std::string("\\x00ff")};
+  e.rows = 1'000'000'000'000ull;
+  e.columns = {"a", "a longer column name than fits in place"};
+  e.result_sample = {1, 2, 0xffffffffffffffffull, 4};
+  e.pool_wait = 1234567ns;
+  e.latency = 7654321ns;
   e.sqlstate = "23505";
-  auto* buffer = e.result_sample.data();
-  ASSERT_TRUE(q.push(std::move(e)));
-  std::vector<ExecutionEvent> batch;
-  ASSERT_TRUE(q.pop_all(batch, 0ms));
-  q.recycle(batch);
-  EXPECT_TRUE(batch.empty());
+  auto sent_at = std::chrono::system_clock::now();
+  EventQueue q(10);
+  EventBatch b;
+  b.start_session(e.session);
+  b.add(e.session->session_id, e, EventBatch::SteadyClock::now());
+  ASSERT_TRUE(q.push(b));
+  EXPECT_TRUE(b.empty());  // handed over, its buffer kept for the next
 
-  auto blank = q.take_blank();
-  EXPECT_TRUE(blank.parameters.empty());
-  EXPECT_TRUE(blank.columns.empty());
-  EXPECT_TRUE(blank.result_sample.empty());
-  EXPECT_EQ(blank.rows, 0u);
-  EXPECT_TRUE(blank.sqlstate.empty());
-  EXPECT_GE(blank.parameters.capacity(), 10u);  // reused, not reallocated
-  EXPECT_EQ(blank.result_sample.data(), buffer);
-  // None left: a new one.
-  EXPECT_EQ(q.take_blank().result_sample.capacity(), 0u);
+  EventBatch popped;
+  ASSERT_TRUE(q.pop_all(popped, 0ms));
+  EventReader reader;
+  auto got = read_all(reader, popped);
+  ASSERT_EQ(got.size(), 1u);
+  const auto& r = got[0];
+  EXPECT_EQ(r.session, e.session);  // the very SessionInfo the session started with
+  EXPECT_EQ(*r.sql, *e.sql);
+  EXPECT_EQ(r.transaction, 12u);
+  EXPECT_EQ(r.statement_index, 2u);
+  EXPECT_TRUE(r.extended);
+  EXPECT_TRUE(r.pipelined);
+  EXPECT_EQ(r.parameters, e.parameters);
+  EXPECT_EQ(r.rows, e.rows);
+  EXPECT_EQ(r.columns, e.columns);
+  EXPECT_EQ(r.result_sample, e.result_sample);
+  EXPECT_EQ(r.pool_wait, e.pool_wait);
+  EXPECT_EQ(r.latency, e.latency);
+  EXPECT_EQ(r.sqlstate, "23505");
+  // Sent as a steady time, read as a wall-clock one.
+  EXPECT_LT(std::chrono::abs(r.finished_at - sent_at), 1s);
+  EXPECT_EQ(reader.sessions(), 1u);  // not ended yet
 }
 
-TEST(EventQueue, KeepsABoundedNumberOfBlankEvents) {
-  // After a burst the queue does not keep every event of it for reuse.
-  EventQueue q(10'000);
-  for (int i = 0; i < 6'000; ++i) {
-    auto e = event_for("SELECT 1");
-    e.result_sample.assign(4, 1);
-    ASSERT_TRUE(q.push(std::move(e)));
-  }
-  std::vector<ExecutionEvent> batch;
-  ASSERT_TRUE(q.pop_all(batch, 0ms));
-  q.recycle(batch);
-  std::size_t reused = 0;
-  while (q.take_blank().result_sample.capacity() > 0) ++reused;
-  EXPECT_EQ(reused, 4096u);
+TEST(EventQueue, ALongTextTravelsByReferenceAShortOneByCopy) {
+  auto long_sql = std::make_shared<const std::string>(
+      "SELECT 1 /* " + std::string(EventBatch::kMaxCopiedText, 'x') + " */");
+  auto e = event_for("SELECT 1");
+  EventBatch b;
+  b.start_session(e.session);
+  b.add(1, e, EventBatch::SteadyClock::now());
+  e.sql = long_sql;
+  b.add(1, e, EventBatch::SteadyClock::now());
+  e.sql = nullptr;
+  b.add(1, e, EventBatch::SteadyClock::now());
+  EXPECT_LT(b.size_bytes(), 2 * EventBatch::kMaxCopiedText);
+  EventReader reader;
+  auto got = read_all(reader, b);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(*got[0].sql, "SELECT 1");
+  EXPECT_EQ(got[1].sql, long_sql);  // the same string, not a copy
+  EXPECT_EQ(got[2].sql, nullptr);
+}
+
+TEST(EventQueue, TheReaderCarriesNothingOverFromOneStatementToTheNext) {
+  auto full = event_for("SELECT $1");
+  full.extended = full.pipelined = true;
+  full.parameters = {std::string("a value longer than the small string buffer"), std::nullopt};
+  full.columns = {"id", "name"};
+  full.result_sample = {7, 8};
+  full.rows = 3;
+  full.sqlstate = "57014";
+  full.statement_index = 4;
+  auto bare = event_for("SET x = 1");
+  bare.latency = 0ns;
+  EventBatch b;
+  b.start_session(full.session);
+  b.add(1, full, EventBatch::SteadyClock::now());
+  b.add(1, bare, EventBatch::SteadyClock::now());
+  full.parameters = {std::nullopt, std::string("b")};  // a NULL where a value was, and back
+  b.add(1, full, EventBatch::SteadyClock::now());
+  EventReader reader;
+  auto got = read_all(reader, b);
+  ASSERT_EQ(got.size(), 3u);
+  const auto& r = got[1];
+  EXPECT_EQ(*r.sql, "SET x = 1");
+  EXPECT_FALSE(r.extended || r.pipelined);
+  EXPECT_TRUE(r.parameters.empty());
+  EXPECT_TRUE(r.columns.empty());
+  EXPECT_TRUE(r.result_sample.empty());
+  EXPECT_EQ(r.rows, 0u);
+  EXPECT_TRUE(r.sqlstate.empty());
+  EXPECT_EQ(r.statement_index, 0u);
+  EXPECT_EQ(r.latency, 0ns);
+  EXPECT_EQ(got[2].parameters, full.parameters);
+}
+
+TEST(EventQueue, AStatementTextAConsumerKeptStaysAsItWas) {
+  EventBatch b;
+  auto e = event_for("SELECT 1");
+  b.start_session(e.session);
+  b.add(1, e, EventBatch::SteadyClock::now());
+  e.sql = std::make_shared<const std::string>("SELECT 2");
+  b.add(1, e, EventBatch::SteadyClock::now());
+  EventReader reader;
+  std::shared_ptr<const std::string> kept;
+  std::vector<std::string> seen;
+  reader.read(b, [&](const ExecutionEvent& r) {
+    if (!kept) kept = r.sql;
+    seen.push_back(*r.sql);
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"SELECT 1", "SELECT 2"}));
+  EXPECT_EQ(*kept, "SELECT 1");
+}
+
+TEST(EventQueue, SessionStartsAndEndsGetThroughAFullQueue) {
+  // Statements are dropped when they do not fit; who started and ended never is, or the reader
+  // would not know the session of a later statement, or keep it for good.
+  EventQueue q(1);
+  auto e = event_for("SELECT 1");
+  EventBatch b;
+  b.start_session(e.session);
+  b.add(1, e, EventBatch::SteadyClock::now());
+  b.add(1, e, EventBatch::SteadyClock::now());
+  EXPECT_FALSE(q.push(b));
+  EXPECT_EQ(q.dropped(), 2u);
+  EventBatch popped;
+  EventReader reader;
+  ASSERT_TRUE(q.pop_all(popped, 0ms));
+  EXPECT_TRUE(read_all(reader, popped).empty());
+  EXPECT_EQ(reader.sessions(), 1u);
+
+  b.add(1, e, EventBatch::SteadyClock::now());
+  ASSERT_TRUE(q.push(b));
+  ASSERT_TRUE(q.pop_all(popped, 0ms));
+  auto got = read_all(reader, popped);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].session, e.session);
+
+  b.add(1, e, EventBatch::SteadyClock::now());
+  b.add(1, e, EventBatch::SteadyClock::now());
+  b.end_session(1);
+  EXPECT_FALSE(q.push(b));
+  ASSERT_TRUE(q.pop_all(popped, 0ms));
+  EXPECT_TRUE(read_all(reader, popped).empty());
+  EXPECT_EQ(reader.sessions(), 0u);
+}
+
+TEST(EventQueue, ABatchLetsGoOfTheMemoryABurstGaveIt) {
+  EventBatch b;
+  auto e = event_for("SELECT 1");
+  e.parameters.assign(32, std::string(100, 'v'));
+  while (b.size_bytes() < (16u << 20)) b.add(1, e, EventBatch::SteadyClock::now());
+  auto burst = b.capacity_bytes();
+  b.clear();
+  EXPECT_EQ(b.capacity_bytes(), burst);  // it was full: a steady flow that large keeps it
+  b.add(1, e, EventBatch::SteadyClock::now());
+  b.clear();
+  EXPECT_LT(b.capacity_bytes(), burst);
 }
 
 TEST(EventQueue, PushNeverWaitsForTheConsumer) {
   EventQueue q(1000);
   auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < 100000; ++i) q.push(event_for("SELECT 1"));
+  for (int i = 0; i < 100000; ++i) push_one(q, event_for("SELECT 1"));
   EXPECT_EQ(q.dropped(), 99000u);
   // No consumer at all, and yet every push returned.
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
@@ -344,7 +482,7 @@ TEST(Analyzer, CountsEveryStatementOfAMultiStatementString) {
   for (std::uint32_t i = 0; i < 3; ++i) {
     auto e = event_for("BEGIN; SELECT 1; COMMIT");
     e.statement_index = i;
-    analyzer.submit(std::move(e));
+    analyzer.submit(e);
   }
   for (int i = 0; i < 200 && analyzer.counters().events < 3; ++i) std::this_thread::sleep_for(10ms);
   auto rows = analyzer.fingerprints(SortBy::Calls, 10);
