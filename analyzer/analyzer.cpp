@@ -68,7 +68,8 @@ Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Regist
                           .Register(*registry_)
                           .Add({})) {
   queries_total_ = &queries_.Add({});
-  other_histogram_ = &fingerprint_duration_.Add({{"fingerprint", "other"}}, latency_buckets());
+  other_histogram_.series =
+      &fingerprint_duration_.Add({{"fingerprint", "other"}}, latency_buckets());
   thread_ = std::thread([this] { run(); });
 }
 
@@ -124,6 +125,7 @@ void Analyzer::run() {
     } catch (const std::exception& e) {
       spdlog::error("analyzer: rest of a batch lost: {}", e.what());
     }
+    apply_metrics();
     auto dropped = queue_.dropped();
     if (dropped > reported_drops_) {
       dropped_metric_.Increment(static_cast<double>(dropped - reported_drops_));
@@ -168,18 +170,18 @@ void Analyzer::process(const ExecutionEvent& event) {
   if (found == query_histograms_.end())
     found = query_histograms_
                 .emplace(std::make_tuple(event.session->database, event.session->user, command),
-                         nullptr)
+                         PendingHistogram{})
                 .first;
   auto& h = found->second;
-  if (h == nullptr)
-    h = &query_duration_.Add({{"database", event.session->database},
-                              {"user", event.session->user},
-                              {"command", std::string(command)}},
-                             latency_buckets());
-  h->Observe(seconds);
+  if (h.series == nullptr)
+    h.series = &query_duration_.Add({{"database", event.session->database},
+                                     {"user", event.session->user},
+                                     {"command", std::string(command)}},
+                                    latency_buckets());
+  h.observe(seconds);
   auto top = top_histograms_.find(s.fingerprint);
-  (top != top_histograms_.end() ? top->second : other_histogram_)->Observe(seconds);
-  queries_total_->Increment();
+  (top != top_histograms_.end() ? top->second : other_histogram_).observe(seconds);
+  ++queries_pending_;
   if (!event.sqlstate.empty()) {
     auto cls = event.sqlstate.substr(0, 2);
     auto& counter = error_counters_[cls];
@@ -187,6 +189,32 @@ void Analyzer::process(const ExecutionEvent& event) {
     counter->Increment();
   }
   for (auto& c : consumers_) c->consume(event, s);
+}
+
+void Analyzer::PendingHistogram::observe(double seconds) {
+  const auto& bounds = latency_buckets();
+  if (increments.empty()) increments.assign(bounds.size() + 1, 0.0);
+  // The bucket prometheus-cpp's Observe would count it in: the first bound at or above it.
+  auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+  increments[static_cast<std::size_t>(bucket)] += 1;
+  sum += seconds;
+  pending = true;
+}
+
+void Analyzer::PendingHistogram::apply() {
+  if (!pending) return;
+  series->ObserveMultiple(increments, sum);
+  std::fill(increments.begin(), increments.end(), 0.0);
+  sum = 0;
+  pending = false;
+}
+
+void Analyzer::apply_metrics() {
+  for (auto& [key, h] : query_histograms_) h.apply();
+  for (auto& [fp, h] : top_histograms_) h.apply();
+  other_histogram_.apply();
+  if (queries_pending_ != 0) queries_total_->Increment(static_cast<double>(queries_pending_));
+  queries_pending_ = 0;
 }
 
 void Analyzer::refresh_top_k() {
@@ -199,7 +227,7 @@ void Analyzer::refresh_top_k() {
   // A fingerprint leaving the top K loses its series; one entering starts a new one.
   for (auto it = top_histograms_.begin(); it != top_histograms_.end();) {
     if (wanted.count(it->first) == 0) {
-      fingerprint_duration_.Remove(it->second);
+      fingerprint_duration_.Remove(it->second.series);
       it = top_histograms_.erase(it);
     } else {
       ++it;
@@ -207,7 +235,7 @@ void Analyzer::refresh_top_k() {
   }
   for (auto fp : wanted) {
     if (top_histograms_.count(fp) != 0) continue;
-    top_histograms_[fp] =
+    top_histograms_[fp].series =
         &fingerprint_duration_.Add({{"fingerprint", fingerprint_hex(fp)}}, latency_buckets());
   }
 }

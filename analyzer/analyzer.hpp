@@ -73,14 +73,27 @@ class Analyzer {
   void add_consumer(std::shared_ptr<EventConsumer> consumer);
 
  private:
+  // The observations of one histogram series since the last batch: prometheus-cpp's Observe
+  // takes a lock and updates counters that /metrics reads, so a batch's go in at once.
+  struct PendingHistogram {
+    prometheus::Histogram* series = nullptr;
+    std::vector<double> increments;  // per bucket, then +Inf
+    double sum = 0;
+    bool pending = false;
+    void observe(double seconds);
+    void apply();
+  };
+
   void run();
   void process(const ExecutionEvent& event);
+  void apply_metrics();
   void refresh_top_k();
 
   AnalyzerSettings settings_;
   std::shared_ptr<prometheus::Registry> registry_;
-  EventQueue queue_;
-  EventReader reader_;  // analyzer thread only
+  // Cache lines apart: proxy threads push to the queue while the analyzer writes to its reader.
+  alignas(64) EventQueue queue_;
+  alignas(64) EventReader reader_;  // analyzer thread only
   StatsTable stats_;
   FingerprintCache cache_;  // analyzer thread only
   std::vector<std::shared_ptr<EventConsumer>> consumers_;
@@ -91,13 +104,13 @@ class Analyzer {
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Counter& parse_failures_metric_;
   prometheus::Counter& dropped_metric_;
-  std::map<std::tuple<std::string, std::string, std::string_view>, prometheus::Histogram*,
-           std::less<>>
+  std::map<std::tuple<std::string, std::string, std::string_view>, PendingHistogram, std::less<>>
       query_histograms_;
-  std::map<std::uint64_t, prometheus::Histogram*> top_histograms_;  // fingerprint → series
-  prometheus::Histogram* other_histogram_ = nullptr;
+  std::map<std::uint64_t, PendingHistogram> top_histograms_;  // fingerprint → series
+  PendingHistogram other_histogram_;
   std::map<std::string, prometheus::Counter*> error_counters_;  // by SQLSTATE class
   prometheus::Counter* queries_total_ = nullptr;
+  std::uint64_t queries_pending_ = 0;
   std::uint64_t reported_drops_ = 0;
 
   std::atomic<std::uint64_t> events_{0}, parse_failures_{0};

@@ -492,6 +492,43 @@ TEST(Analyzer, CountsEveryStatementOfAMultiStatementString) {
   EXPECT_EQ(commands, (std::set<std::string>{"BEGIN", "SELECT", "COMMIT"}));
 }
 
+TEST(Analyzer, LatencyHistogramsCountEachStatementInItsBucket) {
+  // The analyzer adds a batch's observations at once (ObserveMultiple): the series must read as
+  // if each had been observed alone.
+  auto registry = std::make_shared<prometheus::Registry>();
+  Analyzer analyzer(AnalyzerSettings{}, registry);
+  for (std::chrono::nanoseconds latency : {50us, 700us, 700us, 20'000'000us}) {
+    auto e = event_for("SELECT 1");
+    e.latency = latency;
+    analyzer.submit(e);
+  }
+  for (int i = 0; i < 200 && analyzer.counters().events < 4; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(50ms);  // the batch's metrics go in after its last event
+  const prometheus::ClientMetric* series = nullptr;
+  auto families = registry->Collect();
+  for (const auto& f : families)
+    if (f.name == "pglens_query_duration_seconds" && f.metric.size() == 1) series = &f.metric[0];
+  ASSERT_NE(series, nullptr);
+  const auto& h = series->histogram;
+  EXPECT_EQ(h.sample_count, 4u);
+  EXPECT_NEAR(h.sample_sum, 20.00145, 1e-9);
+  auto cumulative = [&](double bound) {
+    for (const auto& b : h.bucket)
+      if (b.upper_bound == bound) return b.cumulative_count;
+    return std::uint64_t{999};
+  };
+  EXPECT_EQ(cumulative(0.0001), 1u);
+  EXPECT_EQ(cumulative(0.0005), 1u);
+  EXPECT_EQ(cumulative(0.001), 3u);
+  EXPECT_EQ(cumulative(10), 3u);
+  EXPECT_EQ(cumulative(std::numeric_limits<double>::infinity()), 4u);
+  for (const auto& f : families) {
+    if (f.name == "pglens_queries_total") {
+      EXPECT_EQ(f.metric.at(0).counter.value, 4);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pglens::analyzer
 
