@@ -202,7 +202,7 @@ void Analyzer::PendingHistogram::observe(double seconds) {
 }
 
 void Analyzer::PendingHistogram::apply() {
-  if (!pending) return;
+  if (!pending || series == nullptr) return;
   series->ObserveMultiple(increments, sum);
   std::fill(increments.begin(), increments.end(), 0.0);
   sum = 0;

@@ -60,8 +60,9 @@ class Analyzer {
   Analyzer& operator=(const Analyzer&) = delete;
 
   // From any thread; never blocks. False when the event was dropped (queue full). One statement
-  // at a time, with its session in event.session: for tools and tests. The proxy's sessions push
-  // whole batches to queue().
+  // at a time, with its session in event.session, started and ended around it: for tools and
+  // tests, whose session ids must not be those of the proxy's live sessions. The proxy's sessions
+  // push whole batches to queue().
   bool submit(const ExecutionEvent& event);
   EventQueue& queue() { return queue_; }
 

@@ -1,5 +1,6 @@
 #include "analyzer/event_batch.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -163,11 +164,13 @@ bool EventReader::next(Cursor& c) {
         const auto& who = c.batch.sessions_.at(c.session++);
         sessions_[who->session_id] = who;
         c.offset += 1;
+        event_.session.reset();  // an id may start again with another SessionInfo (submit())
         continue;
       }
       case Record::SessionEnd:
         sessions_.erase(get<std::uint64_t>(in));
         c.offset += 1 + sizeof(std::uint64_t);
+        event_.session.reset();
         continue;
       case Record::Statement:
         break;

@@ -146,11 +146,12 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
     e.event.parameters.swap(p->parameters);  // the portal gets the slot's buffer
   auto tag = e.tag;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
+  // Those before it were marked as they came, but for the first.
   executes_since_sync_.push_back(tag);
   if (executes_since_sync_.size() > 1) {
     e.event.pipelined = true;
-    for (auto t : executes_since_sync_)
-      if (auto* p = find(t)) p->event.pipelined = true;
+    if (executes_since_sync_.size() == 2)
+      if (auto* first = find(executes_since_sync_.front())) first->event.pipelined = true;
   }
   return tag;
 }
@@ -179,7 +180,13 @@ constexpr std::size_t kKeptExecutions = 256;
 void ExecutionTracker::on_all_answered() {
   for (std::size_t i = first_; i < end_; ++i) executions_[i].event.sql.reset();
   first_ = end_ = 0;
-  if (executions_.size() > kKeptExecutions) executions_.resize(kKeptExecutions);
+  trim_executions();
+}
+
+void ExecutionTracker::trim_executions() {
+  if (executions_.size() <= kKeptExecutions) return;
+  executions_.resize(kKeptExecutions);
+  executions_.shrink_to_fit();
 }
 
 std::size_t ExecutionTracker::in_flight() const {
@@ -195,7 +202,7 @@ void ExecutionTracker::retire(Execution& e) {
   while (first_ < end_ && executions_[first_].done) ++first_;
   if (first_ == end_) {
     first_ = end_ = 0;
-    if (executions_.size() > kKeptExecutions) executions_.resize(kKeptExecutions);
+    trim_executions();
   } else if (first_ >= 64 && first_ * 2 >= end_) {
     // A client that never lets its pipeline drain: the finished front goes behind the live ones
     // now and then, for reuse.

@@ -76,6 +76,8 @@ class ExecutionTracker {
   void finish(Execution& e, Clock::time_point now);
   Execution* find(std::uint64_t tag);
   void retire(Execution& e);
+  // Once all are answered: a pipeline of thousands does not keep its slots' memory.
+  void trim_executions();
 
   std::shared_ptr<const analyzer::SessionInfo> session_;
   analyzer::EventQueue& sink_;

@@ -85,8 +85,8 @@ class ProxyServer {
   mutable std::mutex config_mutex_;
   std::shared_ptr<const Config> config_;
 
-  // Declared before io_, so they outlive every session: a session's tracker fills the analyzer's
-  // blank events and submits to it until its coroutine frame is destroyed with io_.
+  // Declared before io_, so they outlive every session: a session's tracker pushes to the
+  // analyzer's queue until its coroutine frame is destroyed with io_ (its session's end last).
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   std::shared_ptr<rules::Advisor> advisor_;  // before analyzer_: the analyzer's thread uses it
   std::unique_ptr<analyzer::Analyzer> analyzer_;

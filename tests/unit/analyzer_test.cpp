@@ -300,6 +300,8 @@ TEST(EventQueue, TheReaderCarriesNothingOverFromOneStatementToTheNext) {
   full.rows = 3;
   full.sqlstate = "57014";
   full.statement_index = 4;
+  full.transaction = 9;
+  full.pool_wait = 5ms;
   auto bare = event_for("SET x = 1");
   bare.latency = 0ns;
   EventBatch b;
@@ -320,6 +322,8 @@ TEST(EventQueue, TheReaderCarriesNothingOverFromOneStatementToTheNext) {
   EXPECT_EQ(r.rows, 0u);
   EXPECT_TRUE(r.sqlstate.empty());
   EXPECT_EQ(r.statement_index, 0u);
+  EXPECT_EQ(r.transaction, 0u);
+  EXPECT_EQ(r.pool_wait, 0ns);
   EXPECT_EQ(r.latency, 0ns);
   EXPECT_EQ(got[2].parameters, full.parameters);
 }
@@ -373,6 +377,53 @@ TEST(EventQueue, SessionStartsAndEndsGetThroughAFullQueue) {
   ASSERT_TRUE(q.pop_all(popped, 0ms));
   EXPECT_TRUE(read_all(reader, popped).empty());
   EXPECT_EQ(reader.sessions(), 0u);
+}
+
+TEST(EventQueue, LongTextsOfDroppedStatementsDoNotShiftTheOthers) {
+  EventQueue q(1);
+  auto text = [](char c) {
+    return std::make_shared<const std::string>(std::string(EventBatch::kMaxCopiedText + 1, c));
+  };
+  auto e = event_for("SELECT 1");
+  EventBatch b;
+  b.start_session(e.session);
+  e.sql = text('a');
+  b.add(1, e, EventBatch::SteadyClock::now());
+  e.sql = text('b');
+  b.add(1, e, EventBatch::SteadyClock::now());
+  EXPECT_FALSE(q.push(b));  // two do not fit in one
+  auto c = text('c');
+  e.sql = c;
+  b.add(1, e, EventBatch::SteadyClock::now());
+  EXPECT_TRUE(q.push(b));
+  EventBatch popped;
+  ASSERT_TRUE(q.pop_all(popped, 0ms));
+  EventReader reader;
+  auto got = read_all(reader, popped);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].sql, c);
+  EXPECT_EQ(got[0].session, e.session);
+}
+
+TEST(EventQueue, AnIdStartedAgainIsTheNewSession) {
+  // Analyzer::submit starts and ends a session around each statement; two SessionInfo under one
+  // id, one after the other, must each be the session of their own statement.
+  auto first = event_for("SELECT 1");
+  auto second = event_for("SELECT 2");
+  second.session = std::make_shared<SessionInfo>(SessionInfo{1, "other", "bob", "", ""});
+  EventBatch b;
+  for (const auto* e : {&first, &second}) {
+    b.start_session(e->session);
+    b.add(1, *e, EventBatch::SteadyClock::now());
+    b.end_session(1);
+  }
+  b.add(1, first, EventBatch::SteadyClock::now());  // after its end: no session
+  EventReader reader;
+  auto got = read_all(reader, b);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].session, first.session);
+  EXPECT_EQ(got[1].session, second.session);
+  EXPECT_EQ(got[2].session, nullptr);
 }
 
 TEST(EventQueue, ABatchLetsGoOfTheMemoryABurstGaveIt) {
@@ -497,21 +548,26 @@ TEST(Analyzer, LatencyHistogramsCountEachStatementInItsBucket) {
   // if each had been observed alone.
   auto registry = std::make_shared<prometheus::Registry>();
   Analyzer analyzer(AnalyzerSettings{}, registry);
-  for (std::chrono::nanoseconds latency : {50us, 700us, 700us, 20'000'000us}) {
+  // 1 ms is a bound: it counts in its own bucket (le="0.001"), as with Observe.
+  for (std::chrono::nanoseconds latency : {50us, 700us, 700us, 1000us, 20'000'000us}) {
     auto e = event_for("SELECT 1");
     e.latency = latency;
     analyzer.submit(e);
   }
-  for (int i = 0; i < 200 && analyzer.counters().events < 4; ++i) std::this_thread::sleep_for(10ms);
-  std::this_thread::sleep_for(50ms);  // the batch's metrics go in after its last event
+  // The batch's metrics go in after its last statement: wait for them.
+  std::vector<prometheus::MetricFamily> families;
   const prometheus::ClientMetric* series = nullptr;
-  auto families = registry->Collect();
-  for (const auto& f : families)
-    if (f.name == "pglens_query_duration_seconds" && f.metric.size() == 1) series = &f.metric[0];
+  for (int i = 0; i < 500 && (series == nullptr || series->histogram.sample_count < 5); ++i) {
+    std::this_thread::sleep_for(10ms);
+    families = registry->Collect();
+    series = nullptr;
+    for (const auto& f : families)
+      if (f.name == "pglens_query_duration_seconds" && f.metric.size() == 1) series = &f.metric[0];
+  }
   ASSERT_NE(series, nullptr);
   const auto& h = series->histogram;
-  EXPECT_EQ(h.sample_count, 4u);
-  EXPECT_NEAR(h.sample_sum, 20.00145, 1e-9);
+  EXPECT_EQ(h.sample_count, 5u);
+  EXPECT_NEAR(h.sample_sum, 20.00245, 1e-9);
   auto cumulative = [&](double bound) {
     for (const auto& b : h.bucket)
       if (b.upper_bound == bound) return b.cumulative_count;
@@ -519,12 +575,12 @@ TEST(Analyzer, LatencyHistogramsCountEachStatementInItsBucket) {
   };
   EXPECT_EQ(cumulative(0.0001), 1u);
   EXPECT_EQ(cumulative(0.0005), 1u);
-  EXPECT_EQ(cumulative(0.001), 3u);
-  EXPECT_EQ(cumulative(10), 3u);
-  EXPECT_EQ(cumulative(std::numeric_limits<double>::infinity()), 4u);
+  EXPECT_EQ(cumulative(0.001), 4u);
+  EXPECT_EQ(cumulative(10), 4u);
+  EXPECT_EQ(cumulative(std::numeric_limits<double>::infinity()), 5u);
   for (const auto& f : families) {
     if (f.name == "pglens_queries_total") {
-      EXPECT_EQ(f.metric.at(0).counter.value, 4);
+      EXPECT_EQ(f.metric.at(0).counter.value, 5);
     }
   }
 }

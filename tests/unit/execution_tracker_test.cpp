@@ -212,6 +212,63 @@ TEST_F(TrackerTest, ADeepPipelineReportsEveryStatementInOrder) {
   expect_next_batch_tracked("next");
 }
 
+TEST_F(TrackerTest, APipelineThatNeverDrainsKeepsItsOrderAcrossSlotReuse) {
+  // Answers arrive while more Executes are sent: the finished front is moved behind the live
+  // statements for reuse, and the new ones fill those slots.
+  tracker.on_parse(encoded_body(pp::Parse{"", "INSERT INTO t VALUES ($1)", {}}));
+  ledger.push('P');
+  int sent = 0, answered = 0;
+  auto send = [&](int n) {
+    for (int i = 0; i < n; ++i) bind_execute(std::to_string(sent++));
+  };
+  auto answer = [&](int n) {
+    for (int i = 0; i < n; ++i, ++answered) {
+      receive('2');
+      complete("INSERT 0 1");
+    }
+  };
+  send(100);
+  receive('1');
+  for (int round = 0; round < 20; ++round) {
+    answer(70);
+    send(70);
+  }
+  tracker.on_sync();
+  ledger.push('S');
+  answer(sent - answered);
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), static_cast<std::size_t>(sent));
+  for (int i = 0; i < sent; ++i)
+    ASSERT_EQ(events[static_cast<std::size_t>(i)].parameters.at(0), std::to_string(i));
+  EXPECT_EQ(tracker.in_flight(), 0u);
+  expect_next_batch_tracked("next");
+}
+
+TEST_F(TrackerTest, AClosedOrUnknownStatementIsNotReported) {
+  auto execute_unnamed_portal = [&] {
+    return tracker.on_execute(encoded_body(pp::Execute{"", 0}), now);
+  };
+  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT 1", {}}));
+  tracker.on_close(encoded_body(pp::Close{'S', ""}));
+  tracker.on_bind(encoded_body(pp::Bind{}));
+  EXPECT_EQ(execute_unnamed_portal(), 0u);
+
+  pp::Bind bind;
+  bind.statement = "s1";
+  tracker.on_bind(encoded_body(bind));  // never Parse'd
+  EXPECT_EQ(execute_unnamed_portal(), 0u);
+
+  tracker.on_parse(encoded_body(pp::Parse{"s1", "SELECT 2", {}}));
+  tracker.on_bind(encoded_body(bind));
+  tracker.on_close(encoded_body(pp::Close{'P', ""}));  // the portal, not the statement
+  EXPECT_EQ(execute_unnamed_portal(), 0u);
+  tracker.on_bind(encoded_body(bind));
+  EXPECT_NE(execute_unnamed_portal(), 0u);
+  tracker.on_close(encoded_body(pp::Close{'S', "s1"}));
+  tracker.on_bind(encoded_body(bind));
+  EXPECT_EQ(execute_unnamed_portal(), 0u);
+}
+
 TEST_F(TrackerTest, AfterAnErrorTheSkippedStatementsReportNothing) {
   // The second of three Executes fails: the server skips the third up to the Sync, so it ran
   // neither; the batch after is tracked as usual.
