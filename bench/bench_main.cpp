@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   proxy->add_option("--scale", px.scale, "pgbench -i scale when the tables are absent [10]")
       ->check(CLI::Range(1, 10000));
+  proxy
+      ->add_option("--jobs", px.jobs,
+                   "pgbench -j for -M simple and extended (prepared runs one thread per "
+                   "client) [one per client]")
+      ->check(CLI::Range(0, 1000));
   proxy->add_option("--pglens-threads", px.pglens_threads, "pglens --threads [pglens' default]")
       ->check(CLI::Range(0, 256));
   proxy->add_flag("--analysis-compare,!--no-analysis-compare", px.analysis_compare,

@@ -309,8 +309,10 @@ int run_proxy(const ProxyOptions& o) {
     std::string log = dir + "/pgbench-" + std::to_string(++counter) + ".log";
     double cpu0 = t.process ? process_cpu_seconds(t.process->pid()) : 0;
     auto t0 = Clock::now();
+    // -M prepared through a transaction pool needs a thread per client (README, "Benchmarks").
+    int jobs = o.jobs > 0 && mode != "prepared" ? std::min(o.jobs, nclients) : nclients;
     Child c({pgbench, "-n", "-S", "-M", mode, "-c", std::to_string(nclients), "-j",
-             std::to_string(nclients), "-T", std::to_string(seconds), "-h", t.host, "-p",
+             std::to_string(jobs), "-T", std::to_string(seconds), "-h", t.host, "-p",
              std::to_string(t.port), "-U", user, db},
             log, pg_env);
     int status = c.wait(seconds + 60.0);
@@ -434,7 +436,8 @@ int run_proxy(const ProxyOptions& o) {
   std::ostringstream out;
   out << "pglens-bench proxy: pgbench -S (select-only, scale " << scale << "), pool of "
       << o.pool_size << " in transaction mode, " << o.seconds << " s per run, " << o.rounds
-      << (o.rounds == 1 ? " round" : " rounds")
+      << (o.rounds == 1 ? " round" : " rounds") << ", pgbench -j "
+      << (o.jobs > 0 ? std::to_string(o.jobs) + " (prepared: one per client)" : "one per client")
       << ", targets interleaved; tps = median over rounds\n";
   out << "direct: " << redact_dsn(o.dsn) << "   pglens: " << pglens;
   out << "   PgBouncer: " << (pgbouncer.empty() ? skipped_pgbouncer : pgbouncer_version) << "\n";
@@ -598,6 +601,7 @@ int run_proxy(const ProxyOptions& o) {
         {"pool_size", o.pool_size},
         {"seconds", o.seconds},
         {"rounds", o.rounds},
+        {"jobs", o.jobs},  // 0: one per client
         {"scale", scale},
         {"modes", modes},
         {"clients", clients},

@@ -42,6 +42,7 @@ struct ProxyOptions {
   int rounds = 1;
   int scale = 10;
   int pglens_threads = 0;  // 0: pglens' default
+  int jobs = 0;            // pgbench -j; 0: one thread per client
   bool analysis_compare = true;
   std::string json_path, svg_path;
 };
