@@ -18,6 +18,27 @@ bool EventQueue::push(EventBatch& batch) {
   return fits;
 }
 
+void EventQueue::start_session(std::shared_ptr<const SessionInfo> who) {
+  std::lock_guard lock(mutex_);
+  if (!closed_) queued_.start_session(std::move(who));
+}
+
+void EventQueue::end_session(std::uint64_t session_id) {
+  std::lock_guard lock(mutex_);
+  if (!closed_) queued_.end_session(session_id);
+}
+
+bool EventQueue::push(std::uint64_t session_id, const ExecutionEvent& event,
+                      EventBatch::SteadyClock::time_point finished) {
+  std::lock_guard lock(mutex_);
+  if (closed_ || queued_.events() >= capacity_) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  queued_.add(session_id, event, finished);
+  return true;
+}
+
 bool EventQueue::pop_all(EventBatch& batch, std::chrono::milliseconds timeout) {
   batch.clear();
   std::unique_lock lock(mutex_);

@@ -21,6 +21,13 @@ class EventQueue {
   // counted, when they do not all fit or the queue is closed; its session starts and ends go in
   // regardless (they are what keeps the reader's sessions right, and they are few).
   bool push(EventBatch& batch);
+  // The same for one record, encoded straight into the queue: what a proxy session does as each
+  // statement finishes. Its batch would be one more buffer per session to bring into the cache
+  // per statement; the queue's is warm, every statement of every session writes to it.
+  void start_session(std::shared_ptr<const SessionInfo> who);
+  void end_session(std::uint64_t session_id);
+  bool push(std::uint64_t session_id, const ExecutionEvent& event,
+            EventBatch::SteadyClock::time_point finished);
 
   // ---- consumer side (the analyzer thread) ----
   // Swaps everything queued into `batch` (emptied first: the two buffers take turns); when

@@ -26,17 +26,12 @@ std::string bounded_text(protocol::ByteView value, bool binary) {
 
 ExecutionTracker::ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
                                    analyzer::EventQueue& sink)
-    : session_(std::move(session)), sink_(sink) {
-  finished_.start_session(session_);
+    : session_id_(session->session_id), sink_(sink) {
+  sink_.start_session(std::move(session));
 }
 
 ExecutionTracker::~ExecutionTracker() {
-  finished_.end_session(session_->session_id);
-  sink_.push(finished_);
-}
-
-void ExecutionTracker::flush() {
-  if (!finished_.empty()) sink_.push(finished_);
+  sink_.end_session(session_id_);
 }
 
 void ExecutionTracker::on_parse(protocol::ByteView body) {
@@ -229,7 +224,7 @@ void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now) {
   e.event.latency = now - e.started;
-  finished_.add(session_->session_id, e.event, now);
+  sink_.push(session_id_, e.event, now);
 }
 
 void ExecutionTracker::on_response(const protocol::Frame& frame,

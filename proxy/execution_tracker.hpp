@@ -22,8 +22,8 @@ namespace pglens::proxy {
 class ExecutionTracker {
  public:
   using Clock = std::chrono::steady_clock;
-  // Finished statements go to `sink` at each flush(); the session's start goes with the first,
-  // its end when the tracker is destroyed.
+  // Each statement goes to `sink` as it finishes (never waiting: a full queue drops and counts
+  // it); the session's start goes first, its end when the tracker is destroyed.
   ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
                    analyzer::EventQueue& sink);
   ~ExecutionTracker();
@@ -52,9 +52,6 @@ class ExecutionTracker {
   std::size_t in_flight() const;
   // Time the session waited for a server connection; charged to the next statement.
   void add_pool_wait(std::chrono::nanoseconds waited) { pool_wait_ += waited; }
-  // Hands the statements finished since the last flush to the analyzer's queue (never waits: a
-  // full queue drops and counts them).
-  void flush();
 
  private:
   struct Portal {
@@ -72,16 +69,15 @@ class ExecutionTracker {
   };
   // A slot for a new statement of `sql`, blank but for what start() sets.
   Execution& start(std::shared_ptr<const std::string> sql, Clock::time_point now);
-  // Encodes e's event, finished, for the next flush.
+  // Hands e's event, finished, to the analyzer's queue.
   void finish(Execution& e, Clock::time_point now);
   Execution* find(std::uint64_t tag);
   void retire(Execution& e);
   // Once all are answered: a pipeline of thousands does not keep its slots' memory.
   void trim_executions();
 
-  std::shared_ptr<const analyzer::SessionInfo> session_;
+  std::uint64_t session_id_;
   analyzer::EventQueue& sink_;
-  analyzer::EventBatch finished_;  // since the last flush
   // Looked up by the name's bytes in the message: no string is built to find one.
   struct NameHash {
     using is_transparent = void;

@@ -783,7 +783,6 @@ class ClientSession {
         }
       }
       server_at_boundary_ = decoder.at_boundary();
-      submit_finished();
       const Bytes& to_client = out;
       ByteView bytes =
           mode_ == PoolMode::Session ? ByteView(buffer.data(), n) : ByteView(to_client);
@@ -870,11 +869,6 @@ class ClientSession {
         break;
     }
     return true;
-  }
-
-  // Hands what finished to the analyzer; it never waits (a full queue drops and counts).
-  void submit_finished() {
-    if (tracker_) tracker_->flush();
   }
 
   // At ReadyForQuery: a round trip ended, and with status 'I' a transaction (implicit or not).

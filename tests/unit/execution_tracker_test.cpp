@@ -62,7 +62,6 @@ class TrackerTest : public ::testing::Test {
     auto skipped = ledger.take_skipped_tags();  // as the session does
     if (!skipped.empty()) tracker.on_skipped(skipped);
     if (type == 'Z') tracker.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
-    tracker.flush();
     drain();
   }
 
