@@ -142,11 +142,12 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   auto tag = e.tag;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
   // Those before it were marked as they came, but for the first.
-  executes_since_sync_.push_back(tag);
-  if (executes_since_sync_.size() > 1) {
+  if (executes_since_sync_++ == 0) {
+    first_execute_since_sync_ = tag;
+  } else {
     e.event.pipelined = true;
-    if (executes_since_sync_.size() == 2)
-      if (auto* first = find(executes_since_sync_.front())) first->event.pipelined = true;
+    if (executes_since_sync_ == 2)
+      if (auto* first = find(first_execute_since_sync_)) first->event.pipelined = true;
   }
   return tag;
 }
@@ -210,7 +211,7 @@ void ExecutionTracker::retire(Execution& e) {
 }
 
 void ExecutionTracker::on_sync() {
-  executes_since_sync_.clear();
+  executes_since_sync_ = 0;
 }
 
 void ExecutionTracker::on_ready(char status) {

@@ -103,7 +103,10 @@ class ExecutionTracker {
   std::size_t first_ = 0, end_ = 0;
   std::uint64_t next_tag_ = 1;
   std::uint64_t transaction_ = 1;
-  std::vector<std::uint64_t> executes_since_sync_;
+  // Executes since the last Sync, and the first of them: the one to mark pipelined when a second
+  // comes (the later ones are marked as they come).
+  std::size_t executes_since_sync_ = 0;
+  std::uint64_t first_execute_since_sync_ = 0;
   std::chrono::nanoseconds pool_wait_{0};
 };
 
