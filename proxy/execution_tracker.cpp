@@ -154,7 +154,19 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
 
 std::uint64_t ExecutionTracker::on_query(protocol::ByteView body, Clock::time_point now) {
   auto text = protocol::as_chars(body.empty() ? body : body.first(body.size() - 1));
-  return start(std::make_shared<const std::string>(text), now).tag;
+  Execution& e = start(nullptr, now);
+  // A long text travels to the analyzer by reference: one of its own, not kept by the slot.
+  if (text.size() > analyzer::EventBatch::kMaxCopiedText) {
+    e.event.sql = std::make_shared<const std::string>(text);
+    return e.tag;
+  }
+  // A short one is copied into the queue, so the slot's buffer is free again by the next query:
+  // a client on the simple protocol allocates nothing per query once warm.
+  if (!e.query_text || e.query_text.use_count() != 1)
+    e.query_text = std::make_shared<std::string>();
+  e.query_text->assign(text);
+  e.event.sql = e.query_text;
+  return e.tag;
 }
 
 ExecutionTracker::Execution* ExecutionTracker::find(std::uint64_t tag) {

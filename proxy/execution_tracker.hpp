@@ -64,6 +64,8 @@ class ExecutionTracker {
     std::uint64_t tag = 0;
     bool done = false;  // answered (or skipped): kept only until the ones before it are done too
     analyzer::ExecutionEvent event;
+    // A simple query's text up to EventBatch::kMaxCopiedText, event.sql while it runs.
+    std::shared_ptr<std::string> query_text;
     Clock::time_point started;
     std::size_t sampled_rows = 0;
   };
