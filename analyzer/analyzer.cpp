@@ -25,6 +25,13 @@ void yield_to_forwarding() {
     spdlog::debug("analyzer: nice +5 refused: {}", std::strerror(errno));
 }
 
+namespace {
+// One writer: a plain load and store, not a locked read-modify-write per statement.
+void bump(std::atomic<std::uint64_t>& counter) {
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+}  // namespace
+
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -114,9 +121,10 @@ void Analyzer::run() {
   EventBatch batch;
   while (queue_.pop_all(batch, std::chrono::milliseconds(20))) {
     try {
-      reader_.read(batch, [this](const ExecutionEvent& event) {
+      auto stats = stats_.writer();
+      reader_.read(batch, [this, &stats](const ExecutionEvent& event) {
         try {
-          process(event);
+          process(event, stats);
         } catch (const std::exception& e) {
           // Analysis must never take the proxy down: a bad event is logged and skipped.
           spdlog::debug("analyzer: event skipped: {}", e.what());
@@ -140,43 +148,43 @@ void Analyzer::run() {
   }
 }
 
-void Analyzer::process(const ExecutionEvent& event) {
+void Analyzer::process(const ExecutionEvent& event, StatsTable::Writer& stats) {
   if (!event.sql || !event.session) return;
   auto before = cache_.misses();
   auto shape = cache_.get(*event.sql);
   if (cache_.misses() != before) {
-    ++cache_misses_;
+    bump(cache_misses_);
     if (!shape->parsed) {
-      ++parse_failures_;
+      bump(parse_failures_);
       parse_failures_metric_.Increment();
       spdlog::debug("analyzer: cannot parse statement from session {}: {:.200}",
                     event.session->session_id, *event.sql);
     }
   } else {
-    ++cache_hits_;
+    bump(cache_hits_);
   }
-  ++events_;
+  bump(events_);
   const auto& statements = shape->statements;
   const StatementShape& s =
       statements[std::min<std::size_t>(event.statement_index, statements.size() - 1)];
-  stats_.record(s, event);
+  stats.record(s, event);
 
   double seconds = std::chrono::duration<double>(event.latency).count();
-  auto command = to_string(s.kind);
   // Looked up by views: no key strings are built per event.
-  auto key = std::make_tuple(std::string_view(event.session->database),
-                             std::string_view(event.session->user), command);
-  auto found = query_histograms_.find(key);
+  auto who = identity_of(event).database_user;
+  auto found =
+      query_histograms_.find(std::make_tuple(who, s.kind, std::string_view(event.session->database),
+                                             std::string_view(event.session->user)));
   if (found == query_histograms_.end())
     found = query_histograms_
-                .emplace(std::make_tuple(event.session->database, event.session->user, command),
+                .emplace(std::make_tuple(who, s.kind, event.session->database, event.session->user),
                          PendingHistogram{})
                 .first;
   auto& h = found->second;
   if (h.series == nullptr)
     h.series = &query_duration_.Add({{"database", event.session->database},
                                      {"user", event.session->user},
-                                     {"command", std::string(command)}},
+                                     {"command", std::string(to_string(s.kind))}},
                                     latency_buckets());
   h.observe(seconds);
   auto top = top_histograms_.find(s.fingerprint);

@@ -14,10 +14,12 @@
 #include <set>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "analyzer/event_queue.hpp"
 #include "analyzer/fingerprint_cache.hpp"
+#include "analyzer/key_hash.hpp"
 #include "analyzer/stats_table.hpp"
 
 namespace pglens::analyzer {
@@ -86,7 +88,7 @@ class Analyzer {
   };
 
   void run();
-  void process(const ExecutionEvent& event);
+  void process(const ExecutionEvent& event, StatsTable::Writer& stats);
   void apply_metrics();
   void refresh_top_k();
 
@@ -105,15 +107,18 @@ class Analyzer {
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Counter& parse_failures_metric_;
   prometheus::Counter& dropped_metric_;
-  std::map<std::tuple<std::string, std::string, std::string_view>, PendingHistogram, std::less<>>
+  // By (Identity::database_user, command, database, user): one per series.
+  std::unordered_map<std::tuple<std::uint64_t, StatementKind, std::string, std::string>,
+                     PendingHistogram, KeyHash, KeyEqual>
       query_histograms_;
-  std::map<std::uint64_t, PendingHistogram> top_histograms_;  // fingerprint → series
+  std::unordered_map<std::uint64_t, PendingHistogram> top_histograms_;  // fingerprint → series
   PendingHistogram other_histogram_;
   std::map<std::string, prometheus::Counter*> error_counters_;  // by SQLSTATE class
   prometheus::Counter* queries_total_ = nullptr;
   std::uint64_t queries_pending_ = 0;
   std::uint64_t reported_drops_ = 0;
 
+  // Written by the analyzer thread only (see bump), read by any.
   std::atomic<std::uint64_t> events_{0}, parse_failures_{0};
   std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0};
   std::thread thread_;

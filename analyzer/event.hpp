@@ -18,6 +18,16 @@ struct SessionInfo {
   std::string database, user, application_name, client_address;
 };
 
+// Who ran a statement, as the statistics and the rules key it, hashed once per session (by the
+// EventReader) rather than per statement: `all` covers (database, user, application_name), the
+// statistics' key; `database_user` covers (database, user), the key of the per-command latency
+// series and of the index checks. Maps keyed by them still compare the strings on a hit.
+struct Identity {
+  std::uint64_t all = 0, database_user = 0;  // both 0: not computed (an event built by hand)
+  static Identity of(const SessionInfo& who);
+  bool known() const { return all != 0; }
+};
+
 // Bounds on what an event carries, so a huge Bind or result never grows the queue.
 inline constexpr std::size_t kMaxParameters = 32;
 inline constexpr std::size_t kMaxParameterBytes = 128;
@@ -26,6 +36,7 @@ inline constexpr std::size_t kSampleColumns = 8;
 
 struct ExecutionEvent {
   std::shared_ptr<const SessionInfo> session;
+  Identity identity;              // of `session`: set by the EventReader (see identity_of)
   std::uint64_t transaction = 0;  // proxy-side transaction number within the session
   std::shared_ptr<const std::string>
       sql;  // the text as sent; a simple query may hold several statements
@@ -68,6 +79,20 @@ inline std::uint64_t hash_value(std::string_view bytes) {
     h *= 1099511628211ull;
   }
   return h;
+}
+
+inline Identity Identity::of(const SessionInfo& who) {
+  auto mix = [](std::uint64_t h, std::string_view part) {
+    return (h ^ hash_value(part)) * 1099511628211ull ^ part.size();
+  };
+  std::uint64_t database_user = mix(mix(0, who.database), who.user);
+  // Never 0, so a computed identity is told from a missing one.
+  return Identity{mix(database_user, who.application_name) | 1, database_user | 1};
+}
+
+// The event's identity; computed here when whoever built the event did not set it.
+inline Identity identity_of(const ExecutionEvent& event) {
+  return event.identity.known() || !event.session ? event.identity : Identity::of(*event.session);
 }
 
 }  // namespace pglens::analyzer

@@ -162,7 +162,7 @@ bool EventReader::next(Cursor& c) {
     switch (get<Record>(in)) {
       case Record::SessionStart: {
         const auto& who = c.batch.sessions_.at(c.session++);
-        sessions_[who->session_id] = who;
+        sessions_[who->session_id] = Started{who, Identity::of(*who)};
         c.offset += 1;
         event_.session.reset();  // an id may start again with another SessionInfo (submit())
         continue;
@@ -182,7 +182,8 @@ bool EventReader::next(Cursor& c) {
     auto& e = event_;
     if (!e.session || e.session->session_id != h.session_id) {
       auto found = sessions_.find(h.session_id);
-      e.session = found != sessions_.end() ? found->second : nullptr;
+      e.session = found != sessions_.end() ? found->second.who : nullptr;
+      e.identity = found != sessions_.end() ? found->second.identity : Identity{};
     }
     e.transaction = h.transaction;
     e.statement_index = h.statement_index;

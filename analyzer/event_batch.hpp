@@ -79,7 +79,11 @@ class EventReader {
   // Handles records up to the next statement and decodes it into event_; false at the end.
   bool next(Cursor& cursor);
 
-  std::unordered_map<std::uint64_t, std::shared_ptr<const SessionInfo>> sessions_;
+  struct Started {
+    std::shared_ptr<const SessionInfo> who;
+    Identity identity;  // hashed once, at its start
+  };
+  std::unordered_map<std::uint64_t, Started> sessions_;
   ExecutionEvent event_;
   // The copied texts' home, reused while no consumer kept a reference to it.
   std::shared_ptr<std::string> text_;

@@ -5,17 +5,22 @@
 
 namespace pglens::analyzer {
 
-int LatencyHistogram::bucket_of(std::chrono::nanoseconds latency) {
-  double us = static_cast<double>(latency.count()) / 1000.0;
-  if (us < 1.0) return 0;
-  int i = 1 + static_cast<int>(std::floor(std::log10(us) * kPerDecade));
-  return std::clamp(i, 1, kBuckets - 1);
-}
-
 std::chrono::nanoseconds LatencyHistogram::bucket_floor(int i) {
   if (i <= 0) return std::chrono::nanoseconds(0);
   double us = std::pow(10.0, static_cast<double>(i - 1) / kPerDecade);
   return std::chrono::nanoseconds(static_cast<std::int64_t>(us * 1000.0));
+}
+
+int LatencyHistogram::bucket_of(std::chrono::nanoseconds latency) {
+  // The last bucket whose floor is at or below the latency: a search in a table of the floors,
+  // not a logarithm per observation (the analyzer thread observes every statement).
+  static const auto floors = [] {
+    std::array<std::int64_t, kBuckets> f{};
+    for (int i = 0; i < kBuckets; ++i) f[static_cast<std::size_t>(i)] = bucket_floor(i).count();
+    return f;
+  }();
+  auto above = std::upper_bound(floors.begin() + 1, floors.end(), latency.count());
+  return static_cast<int>(above - floors.begin()) - 1;
 }
 
 void LatencyHistogram::observe(std::chrono::nanoseconds latency) {

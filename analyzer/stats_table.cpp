@@ -1,6 +1,7 @@
 #include "analyzer/stats_table.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace pglens::analyzer {
 
@@ -10,14 +11,14 @@ double ms(std::chrono::nanoseconds d) {
 }
 }  // namespace
 
-void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event) {
+void StatsTable::record_locked(const StatementShape& shape, const ExecutionEvent& event) {
   const auto& s = *event.session;
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::make_tuple(shape.fingerprint, std::string_view(s.database),
+  auto who = identity_of(event).all;
+  auto it = entries_.find(std::make_tuple(shape.fingerprint, who, std::string_view(s.database),
                                           std::string_view(s.user),
                                           std::string_view(s.application_name)));
   if (it == entries_.end()) {
-    Key key{shape.fingerprint, s.database, s.user, s.application_name};
+    Key key{shape.fingerprint, who, s.database, s.user, s.application_name};
     if (entries_.size() >= max_entries_) {
       entries_.erase(recency_.back());
       recency_.pop_back();
@@ -55,9 +56,9 @@ std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) con
       r.fingerprint = e.fingerprint_hex;
       r.query = e.normalized;
       r.command = std::string(to_string(e.kind));
-      r.database = std::get<1>(key);
-      r.user = std::get<2>(key);
-      r.application_name = std::get<3>(key);
+      r.database = std::get<2>(key);
+      r.user = std::get<3>(key);
+      r.application_name = std::get<4>(key);
       r.calls = e.calls;
       r.errors = e.errors;
       r.rows = e.rows;

@@ -5,13 +5,14 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
-#include <map>
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "analyzer/event.hpp"
+#include "analyzer/key_hash.hpp"
 #include "analyzer/latency_histogram.hpp"
 #include "analyzer/query_shape.hpp"
 
@@ -34,7 +35,24 @@ class StatsTable {
   explicit StatsTable(std::size_t max_entries = 5000)
       : max_entries_(max_entries == 0 ? 1 : max_entries) {}
 
-  void record(const StatementShape& shape, const ExecutionEvent& event);
+  // Records under one lock for a whole batch of events: readers (HTTP, admin console) wait for
+  // one batch at most, and the analyzer takes the lock once per batch, not once per statement.
+  class Writer {
+   public:
+    explicit Writer(StatsTable& table) : table_(table), lock_(table.mutex_) {}
+    void record(const StatementShape& shape, const ExecutionEvent& event) {
+      table_.record_locked(shape, event);
+    }
+
+   private:
+    StatsTable& table_;
+    std::lock_guard<std::mutex> lock_;
+  };
+  Writer writer() { return Writer(*this); }
+
+  void record(const StatementShape& shape, const ExecutionEvent& event) {
+    writer().record(shape, event);
+  }
   std::vector<FingerprintRow> rows(SortBy sort, std::size_t limit) const;
   // Total time per fingerprint over every database, user and application (for top-K labels).
   std::vector<std::pair<std::uint64_t, std::chrono::nanoseconds>> totals_by_fingerprint() const;
@@ -42,7 +60,8 @@ class StatsTable {
   std::size_t size() const;
 
  private:
-  using Key = std::tuple<std::uint64_t, std::string, std::string, std::string>;
+  // (fingerprint, Identity::all, database, user, application_name)
+  using Key = std::tuple<std::uint64_t, std::uint64_t, std::string, std::string, std::string>;
   struct Entry {
     std::string fingerprint_hex, normalized;
     StatementKind kind = StatementKind::Other;
@@ -52,9 +71,11 @@ class StatsTable {
     std::chrono::system_clock::time_point first_seen{}, last_seen{};
     std::list<Key>::iterator recency;
   };
+  void record_locked(const StatementShape& shape, const ExecutionEvent& event);
+
   mutable std::mutex mutex_;
   std::size_t max_entries_;
-  std::map<Key, Entry, std::less<>> entries_;
+  std::unordered_map<Key, Entry, KeyHash, KeyEqual> entries_;
   std::list<Key> recency_;  // most recently seen first
   std::uint64_t evictions_ = 0;
 };

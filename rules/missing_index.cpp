@@ -76,12 +76,13 @@ void MissingIndexRule::consume(const analyzer::ExecutionEvent& event,
       shape.kind != StatementKind::Delete)
     return;
   if (!event.sqlstate.empty() || !event.sql) return;
-  auto found =
-      candidates_.find(std::make_tuple(shape.fingerprint, std::string_view(event.session->database),
-                                       std::string_view(event.session->user)));
+  auto who = analyzer::identity_of(event).database_user;
+  auto found = candidates_.find(std::make_tuple(shape.fingerprint, who,
+                                                std::string_view(event.session->database),
+                                                std::string_view(event.session->user)));
   if (found == candidates_.end())
     found = candidates_
-                .emplace(std::make_tuple(shape.fingerprint, event.session->database,
+                .emplace(std::make_tuple(shape.fingerprint, who, event.session->database,
                                          event.session->user),
                          Candidate{})
                 .first;

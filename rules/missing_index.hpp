@@ -8,15 +8,16 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "analyzer/event.hpp"
+#include "analyzer/key_hash.hpp"
 #include "analyzer/query_shape.hpp"
 #include "rules/findings.hpp"
 #include "rules/rule_settings.hpp"
@@ -56,8 +57,10 @@ class MissingIndexRule {
   const RuleSettings& settings_;
   Connector connector_;
   FindingStore& findings_;
-  // By (fingerprint, database, user); analyzer thread only.
-  std::map<std::tuple<std::uint64_t, std::string, std::string>, Candidate, std::less<>> candidates_;
+  // By (fingerprint, Identity::database_user, database, user); analyzer thread only.
+  std::unordered_map<std::tuple<std::uint64_t, std::uint64_t, std::string, std::string>, Candidate,
+                     analyzer::KeyHash, analyzer::KeyEqual>
+      candidates_;
 
   std::mutex mutex_;
   std::condition_variable ready_;

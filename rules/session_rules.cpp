@@ -60,7 +60,7 @@ void close_idle(std::unordered_map<std::uint64_t, Session>& sessions, SteadyCloc
 NPlusOneRule::Session& NPlusOneRule::session(const ExecutionEvent& event,
                                              SteadyClock::time_point now) {
   auto& s = sessions_[event.session->session_id];
-  s.who = event.session;
+  if (s.who != event.session) s.who = event.session;  // not two atomic updates per statement
   s.last_seen = now;
   return s;
 }
@@ -186,7 +186,7 @@ void NPlusOneRule::close_run(Session& s, FindingStore& findings) {
 void RowByRowRule::consume(const ExecutionEvent& event, const StatementShape& shape,
                            SteadyClock::time_point now, FindingStore& findings) {
   auto& s = sessions_[event.session->session_id];
-  s.who = event.session;
+  if (s.who != event.session) s.who = event.session;
   s.last_seen = now;
   if (analyzer::is_transaction_control(shape.kind)) return;  // between the inserts is allowed
   bool single_row = shape.kind == StatementKind::Insert && shape.values_rows == 1;

@@ -174,6 +174,17 @@ TEST(LatencyHistogram, PercentilesWithinOneBucketOfExact) {
   }
 }
 
+TEST(LatencyHistogram, EachBucketStartsAtItsFloor) {
+  EXPECT_EQ(LatencyHistogram::bucket_of(0ns), 0);
+  EXPECT_EQ(LatencyHistogram::bucket_of(-5ns), 0);
+  for (int i = 1; i < LatencyHistogram::kBuckets; ++i) {
+    auto floor = LatencyHistogram::bucket_floor(i);
+    EXPECT_EQ(LatencyHistogram::bucket_of(floor), i) << floor.count() << " ns";
+    EXPECT_EQ(LatencyHistogram::bucket_of(floor - 1ns), i - 1) << floor.count() << " ns";
+  }
+  EXPECT_EQ(LatencyHistogram::bucket_of(std::chrono::hours(1)), LatencyHistogram::kBuckets - 1);
+}
+
 TEST(LatencyHistogram, ClampsToWhatWasSeen) {
   LatencyHistogram h;
   h.observe(5ms);
@@ -515,6 +526,53 @@ TEST(StatsTable, KeepsOneRowPerFingerprintDatabaseUserAndApplication) {
   EXPECT_EQ(rows[0].application_name, "app");
   EXPECT_EQ(rows[0].query, "SELECT * FROM t WHERE a = $1");
   EXPECT_DOUBLE_EQ(rows[0].total_ms, 2.0);
+}
+
+TEST(StatsTable, AnEventBuiltByHandAndADecodedOneShareTheirRow) {
+  // The reader sets each event's Identity; an event built by hand (tests, tools) has none, and
+  // the table computes it: both must find the same row.
+  StatsTable t(100);
+  auto shape = only(analyze_query("SELECT 1"));
+  auto by_hand = event_for("SELECT 1");
+  auto decoded = by_hand;
+  decoded.identity = Identity::of(*decoded.session);
+  ASSERT_FALSE(by_hand.identity.known());
+  t.record(shape, by_hand);
+  t.record(shape, decoded);
+  auto rows = t.rows(SortBy::Calls, 10);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].calls, 2u);
+}
+
+TEST(StatsTable, EqualIdentityHashesStillNeedEqualNames) {
+  // The maps hash only the Identity; a collision must not merge two users' statistics.
+  StatsTable t(100);
+  auto shape = only(analyze_query("SELECT 1"));
+  auto alice = event_for("SELECT 1");
+  auto bob = alice;
+  bob.session = std::make_shared<SessionInfo>(SessionInfo{2, "db", "bob", "app", ""});
+  alice.identity = bob.identity = Identity{42, 43};  // forced to collide
+  t.record(shape, alice);
+  t.record(shape, bob);
+  auto rows = t.rows(SortBy::Calls, 10);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_NE(rows[0].user, rows[1].user);
+}
+
+TEST(Identity, DependsOnEveryNameAndTellsDatabaseUserApart) {
+  SessionInfo a{1, "db", "alice", "app", "10.0.0.1"};
+  auto same_but_address = a;
+  same_but_address.session_id = 7;
+  same_but_address.client_address = "10.0.0.2";
+  EXPECT_EQ(Identity::of(a).all, Identity::of(same_but_address).all);
+  auto other_app = a;
+  other_app.application_name = "cron";
+  EXPECT_NE(Identity::of(a).all, Identity::of(other_app).all);
+  EXPECT_EQ(Identity::of(a).database_user, Identity::of(other_app).database_user);
+  // The boundary between names counts: ("ab", "c") is not ("a", "bc").
+  SessionInfo split1{1, "ab", "c", "", ""}, split2{1, "a", "bc", "", ""};
+  EXPECT_NE(Identity::of(split1).database_user, Identity::of(split2).database_user);
+  EXPECT_TRUE(Identity::of(SessionInfo{}).known());
 }
 
 TEST(StatsTable, BoundedWithEvictionsCounted) {
