@@ -119,6 +119,25 @@ void wait_ready(const Target& t, const std::string& db, const std::string& user,
                    read_file_tail(t.log_path, 2000));
 }
 
+// Statements pglens analyzed with the fingerprint of pgbench -S's SELECT, summed over the rows of
+// SHOW FINGERPRINTS (one per database, user and application).
+std::uint64_t analyzed_selects(const Target& t, const std::string& user,
+                               const std::string& password) {
+  std::string dsn = "host=" + t.host + " port=" + std::to_string(t.port) + " dbname=pglens user='" +
+                    user + "' connect_timeout=5";
+  if (!password.empty()) dsn += " password='" + password + "'";
+  Connection admin = Connection::open(dsn, t.label + " admin console");
+  Result r = admin.query("SHOW FINGERPRINTS");
+  int query = PQfnumber(r.get(), "query"), calls = PQfnumber(r.get(), "calls");
+  if (query < 0 || calls < 0) throw BenchError("SHOW FINGERPRINTS: no query or calls column");
+  std::uint64_t total = 0;
+  for (int i = 0; i < PQntuples(r.get()); ++i)
+    if (std::string_view(PQgetvalue(r.get(), i, query))
+            .starts_with("SELECT abalance FROM pgbench_accounts WHERE aid = $1"))
+      total += std::stoull(PQgetvalue(r.get(), i, calls));
+  return total;
+}
+
 }  // namespace
 
 int run_proxy(const ProxyOptions& o) {
@@ -287,6 +306,9 @@ int run_proxy(const ProxyOptions& o) {
     if (o.pglens_threads > 0)
       args.insert(args.end(), {"--threads", std::to_string(o.pglens_threads)});
     if (!analysis) args.push_back("--no-analysis");
+    // The analyzing one opens its admin console to the bench, which checks afterwards that
+    // analysis kept up: every statement pgbench ran through it, counted by its fingerprint.
+    if (analysis) args.insert(args.end(), {"--admin-users", user});
     std::string key = analysis ? "pglens" : "pglens-noanalysis";
     std::string log = dir + "/" + key + ".log";
     processes.push_back(std::make_unique<Child>(args, log));
@@ -344,8 +366,12 @@ int run_proxy(const ProxyOptions& o) {
   };
 
   // Warm-up: fill each pool once (not measured).
-  for (const auto& t : targets)
-    if (t.process) run_pgbench(t, "extended", o.pool_size, 1, 0);
+  std::uint64_t through_analysis = 0;  // transactions (one SELECT each) run through "pglens"
+  for (const auto& t : targets) {
+    if (!t.process) continue;
+    Run warm = run_pgbench(t, "extended", o.pool_size, 1, 0);
+    if (t.key == "pglens") through_analysis += warm.transactions;
+  }
 
   const std::size_t nruns = static_cast<std::size_t>(o.rounds) * modes.size() * clients.size();
   Progress progress(nruns * targets.size());
@@ -367,6 +393,7 @@ int run_proxy(const ProxyOptions& o) {
                 (t.key == "direct" ? "direct" : "through " + t.label) + " " +
                 (r.ok ? "logged errors: " + r.first_logged_error : "failed: " + r.error));
           }
+          if (t.key == "pglens") through_analysis += r.transactions;
           runs.push_back(std::move(r));
         }
       }
@@ -430,6 +457,24 @@ int run_proxy(const ProxyOptions& o) {
     return "; round by round: median " + fmt_fixed(s.median(), digits) + "×, " +
            fmt_fixed(s.min(), digits) + "–" + fmt_fixed(s.max(), digits) + "×";
   };
+
+  // Did analysis keep up? Its queue drops statements rather than slow forwarding down; a ratio
+  // measured while it dropped would flatter it. The analyzer lags by a batch (20 ms): wait for it.
+  std::optional<std::uint64_t> analyzed;
+  std::string analysis_check_error;
+  for (const auto& t : targets) {
+    if (t.key != "pglens") continue;
+    auto t0 = Clock::now();
+    try {
+      do {
+        analyzed = analyzed_selects(t, user, password);
+        if (*analyzed >= through_analysis) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      } while (seconds_since(t0) < 3);
+    } catch (const BenchError& e) {
+      analysis_check_error = e.what();
+    }
+  }
 
   MachineInfo machine = machine_info();
   // Printed only after the JSON and SVG files are written: nothing on stdout if anything fails.
@@ -558,6 +603,18 @@ int run_proxy(const ProxyOptions& o) {
       }
     }
   }
+  std::string analysis_line;
+  if (analyzed) {
+    analysis_line = "analysis (pglens): " + fmt_count(static_cast<double>(*analyzed)) + " of " +
+                    fmt_count(static_cast<double>(through_analysis)) +
+                    " pgbench statements analyzed";
+    if (*analyzed < through_analysis)
+      analysis_line += "; " + fmt_count(static_cast<double>(through_analysis - *analyzed)) +
+                       " dropped by its queue (pglens_analyzer_events_dropped_total)";
+  } else if (!analysis_check_error.empty()) {
+    analysis_line = "analysis (pglens): not checked: " + analysis_check_error;
+  }
+  if (!analysis_line.empty()) summary.push_back(analysis_line);
   if (!summary.empty()) {
     out << "\n";
     for (const auto& s : summary) out << s << "\n";
@@ -614,6 +671,11 @@ int run_proxy(const ProxyOptions& o) {
         {"runs", rj},
         {"results", results},
         {"comparisons", comparisons},
+        {"analysis_check",
+         {{"statements_run", through_analysis},
+          {"statements_analyzed", analyzed ? nlohmann::json(*analyzed) : nlohmann::json()},
+          {"error", analysis_check_error.empty() ? nlohmann::json()
+                                                 : nlohmann::json(analysis_check_error)}}},
         {"summary", summary},
     };
     write_file(o.json_path, j.dump(2) + "\n");
