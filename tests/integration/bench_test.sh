@@ -144,6 +144,13 @@ for r in doc["results"]:
     if not r["ok"]:
         assert r["error"], where
 assert any(r["ok"] for r in doc["results"] if r["target"] == "pgbouncer") or sys.argv[3] == "0"
+# Analysis kept up: every SELECT run through the analyzing pglens (warm-up included) was counted
+# under its fingerprint, none more.
+check = doc["analysis_check"]
+ran = sum(r["transactions"] for r in doc["runs"] if r["target"] == "pglens")
+assert check["error"] is None, check
+assert check["statements_analyzed"] == check["statements_run"] >= ran > 0, (check, ran)
+assert any(s.startswith("analysis (pglens): ") for s in doc["summary"]), doc["summary"]
 svg = ET.parse(sys.argv[2]).getroot()
 bars = [e for e in svg.iter("{http://www.w3.org/2000/svg}rect") if e.get("data-target")]
 assert len(bars) == len(doc["results"]), len(bars)
