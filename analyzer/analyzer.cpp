@@ -151,7 +151,7 @@ void Analyzer::run() {
 void Analyzer::process(const ExecutionEvent& event, StatsTable::Writer& stats) {
   if (!event.sql || !event.session) return;
   auto before = cache_.misses();
-  auto shape = cache_.get(*event.sql);
+  const auto& shape = cache_.get(*event.sql);
   if (cache_.misses() != before) {
     bump(cache_misses_);
     if (!shape->parsed) {
@@ -186,9 +186,11 @@ void Analyzer::process(const ExecutionEvent& event, StatsTable::Writer& stats) {
                                      {"user", event.session->user},
                                      {"command", std::string(to_string(s.kind))}},
                                     latency_buckets());
-  h.observe(seconds);
+  // Both series have the same buckets: found once.
+  auto bucket = PendingHistogram::bucket_of(seconds);
+  h.observe(bucket, seconds);
   auto top = top_histograms_.find(s.fingerprint);
-  (top != top_histograms_.end() ? top->second : other_histogram_).observe(seconds);
+  (top != top_histograms_.end() ? top->second : other_histogram_).observe(bucket, seconds);
   ++queries_pending_;
   if (!event.sqlstate.empty()) {
     auto cls = event.sqlstate.substr(0, 2);
@@ -199,12 +201,16 @@ void Analyzer::process(const ExecutionEvent& event, StatsTable::Writer& stats) {
   for (auto& c : consumers_) c->consume(event, s);
 }
 
-void Analyzer::PendingHistogram::observe(double seconds) {
-  const auto& bounds = latency_buckets();
-  if (increments.empty()) increments.assign(bounds.size() + 1, 0.0);
+std::size_t Analyzer::PendingHistogram::bucket_of(double seconds) {
   // The bucket prometheus-cpp's Observe would count it in: the first bound at or above it.
-  auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
-  increments[static_cast<std::size_t>(bucket)] += 1;
+  const auto& bounds = latency_buckets();
+  return static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) -
+                                  bounds.begin());
+}
+
+void Analyzer::PendingHistogram::observe(std::size_t bucket, double seconds) {
+  if (increments.empty()) increments.assign(latency_buckets().size() + 1, 0.0);
+  increments[bucket] += 1;
   sum += seconds;
   pending = true;
 }

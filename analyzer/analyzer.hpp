@@ -83,7 +83,8 @@ class Analyzer {
     std::vector<double> increments;  // per bucket, then +Inf
     double sum = 0;
     bool pending = false;
-    void observe(double seconds);
+    static std::size_t bucket_of(double seconds);  // in latency_buckets(), +Inf last
+    void observe(std::size_t bucket, double seconds);
     void apply();
   };
 

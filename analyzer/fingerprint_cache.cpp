@@ -2,15 +2,15 @@
 
 namespace pglens::analyzer {
 
-std::shared_ptr<const QueryShape> FingerprintCache::get(std::string_view sql) {
+const std::shared_ptr<const QueryShape>& FingerprintCache::get(std::string_view sql) {
   if (auto it = index_.find(sql); it != index_.end()) {
     ++hits_;
     order_.splice(order_.begin(), order_, it->second);
     return it->second->shape;
   }
   ++misses_;
-  auto shape = std::make_shared<const QueryShape>(analyze_query(sql));
-  order_.push_front(Entry{std::string(sql), shape});
+  missed_ = std::make_shared<const QueryShape>(analyze_query(sql));
+  order_.push_front(Entry{std::string(sql), missed_});
   index_.emplace(order_.front().sql, order_.begin());
   bytes_ += sql.size();
   while (!order_.empty() && (index_.size() > max_entries_ || bytes_ > max_bytes_)) {
@@ -20,7 +20,7 @@ std::shared_ptr<const QueryShape> FingerprintCache::get(std::string_view sql) {
     order_.pop_back();
     ++evictions_;
   }
-  return shape;
+  return missed_;
 }
 
 }  // namespace pglens::analyzer

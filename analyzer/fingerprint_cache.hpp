@@ -19,7 +19,9 @@ class FingerprintCache {
   explicit FingerprintCache(std::size_t max_entries = 10'000, std::size_t max_bytes = 64 << 20)
       : max_entries_(max_entries), max_bytes_(max_bytes) {}
 
-  std::shared_ptr<const QueryShape> get(std::string_view sql);
+  // The reference stays valid until the next get: the analyzer holds no count on the shape
+  // while it processes one statement (a pair of atomic updates per statement less).
+  const std::shared_ptr<const QueryShape>& get(std::string_view sql);
 
   std::uint64_t hits() const { return hits_; }
   std::uint64_t misses() const { return misses_; }
@@ -34,6 +36,7 @@ class FingerprintCache {
   std::size_t max_entries_, max_bytes_, bytes_ = 0;
   std::list<Entry> order_;  // most recently used first
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  // views into order_
+  std::shared_ptr<const QueryShape> missed_;  // the last miss's: kept even if evicted at once
   std::uint64_t hits_ = 0, misses_ = 0, evictions_ = 0;
 };
 

@@ -151,6 +151,16 @@ TEST(FingerprintCache, BoundedByBytesToo) {
   EXPECT_LE(cache.size(), 3u);
 }
 
+TEST(FingerprintCache, AShapeEvictedByItsOwnMissIsStillReturnedWhole) {
+  // A text longer than the byte bound is evicted as soon as it is added; the reference get()
+  // returns must still hold its shape until the next get.
+  FingerprintCache cache(1000, 10);
+  const auto& shape = cache.get("SELECT * FROM orders WHERE id = 1");
+  EXPECT_EQ(cache.size(), 0u);
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(shape->statements.at(0).normalized, "SELECT * FROM orders WHERE id = $1");
+}
+
 // ---- latency histogram ----
 
 TEST(LatencyHistogram, PercentilesWithinOneBucketOfExact) {
