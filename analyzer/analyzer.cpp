@@ -121,10 +121,9 @@ void Analyzer::run() {
   EventBatch batch;
   while (queue_.pop_all(batch, std::chrono::milliseconds(20))) {
     try {
-      auto stats = stats_.writer();
-      reader_.read(batch, [this, &stats](const ExecutionEvent& event) {
+      reader_.read(batch, [this](const ExecutionEvent& event) {
         try {
-          process(event, stats);
+          process(event);
         } catch (const std::exception& e) {
           // Analysis must never take the proxy down: a bad event is logged and skipped.
           spdlog::debug("analyzer: event skipped: {}", e.what());
@@ -148,7 +147,7 @@ void Analyzer::run() {
   }
 }
 
-void Analyzer::process(const ExecutionEvent& event, StatsTable::Writer& stats) {
+void Analyzer::process(const ExecutionEvent& event) {
   if (!event.sql || !event.session) return;
   auto before = cache_.misses();
   const auto& shape = cache_.get(*event.sql);
@@ -167,7 +166,7 @@ void Analyzer::process(const ExecutionEvent& event, StatsTable::Writer& stats) {
   const auto& statements = shape->statements;
   const StatementShape& s =
       statements[std::min<std::size_t>(event.statement_index, statements.size() - 1)];
-  stats.record(s, event);
+  stats_.record(s, event);
 
   double seconds = std::chrono::duration<double>(event.latency).count();
   // Looked up by views: no key strings are built per event.

@@ -89,7 +89,7 @@ class Analyzer {
   };
 
   void run();
-  void process(const ExecutionEvent& event, StatsTable::Writer& stats);
+  void process(const ExecutionEvent& event);
   void apply_metrics();
   void refresh_top_k();
 

@@ -3,6 +3,7 @@
 namespace pglens::analyzer {
 
 const std::shared_ptr<const QueryShape>& FingerprintCache::get(std::string_view sql) {
+  missed_.reset();  // a shape evicted at once lives until the next get, no longer
   if (auto it = index_.find(sql); it != index_.end()) {
     ++hits_;
     order_.splice(order_.begin(), order_, it->second);

@@ -36,7 +36,7 @@ class FingerprintCache {
   std::size_t max_entries_, max_bytes_, bytes_ = 0;
   std::list<Entry> order_;  // most recently used first
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  // views into order_
-  std::shared_ptr<const QueryShape> missed_;  // the last miss's: kept even if evicted at once
+  std::shared_ptr<const QueryShape> missed_;  // the last miss's, until the next get
   std::uint64_t hits_ = 0, misses_ = 0, evictions_ = 0;
 };
 

@@ -6,7 +6,7 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
+#include <cstdint>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -18,14 +18,21 @@ struct KeyHash {
 
   template <typename... T>
   std::size_t operator()(const std::tuple<T...>& key) const noexcept {
+    static_assert(((std::is_integral_v<T> || std::is_enum_v<T>) || ...),
+                  "a key needs an integer part to hash");
     std::size_t h = 0;
     std::apply(
         [&h](const auto&... part) {
           (
               [&h](const auto& p) {
                 using P = std::decay_t<decltype(p)>;
-                if constexpr (std::is_integral_v<P> || std::is_enum_v<P>)
-                  h ^= std::hash<P>{}(p) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+                // As u64 whatever the integer type, so a key and a lookup tuple that spell the
+                // same number differently hash alike.
+                if constexpr (std::is_enum_v<P>)
+                  h ^= static_cast<std::uint64_t>(static_cast<std::underlying_type_t<P>>(p)) +
+                       0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+                else if constexpr (std::is_integral_v<P>)
+                  h ^= static_cast<std::uint64_t>(p) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
               }(part),
               ...);
         },

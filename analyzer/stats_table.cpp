@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 namespace pglens::analyzer {
 
@@ -11,9 +12,12 @@ double ms(std::chrono::nanoseconds d) {
 }
 }  // namespace
 
-void StatsTable::record_locked(const StatementShape& shape, const ExecutionEvent& event) {
+void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event) {
   const auto& s = *event.session;
   auto who = identity_of(event).all;
+  // Per statement, not per batch: /metrics and SHOW FINGERPRINTS read this table from the
+  // forwarding threads, which must never wait for a batch (its parses) to be analyzed.
+  std::lock_guard lock(mutex_);
   auto it = entries_.find(std::make_tuple(shape.fingerprint, who, std::string_view(s.database),
                                           std::string_view(s.user),
                                           std::string_view(s.application_name)));
@@ -74,18 +78,23 @@ std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) con
       out.push_back(std::move(r));
     }
   }
-  auto by = [sort](const FingerprintRow& a, const FingerprintRow& b) {
+  auto primary = [sort](const FingerprintRow& r) {
     switch (sort) {
       case SortBy::Calls:
-        return a.calls > b.calls;
+        return static_cast<double>(r.calls);
       case SortBy::P99:
-        return a.p99_ms > b.p99_ms;
+        return r.p99_ms;
       case SortBy::TotalTime:
         break;
     }
-    return a.total_ms > b.total_ms;
+    return r.total_ms;
   };
-  std::stable_sort(out.begin(), out.end(), by);
+  std::sort(out.begin(), out.end(), [&](const FingerprintRow& a, const FingerprintRow& b) {
+    if (primary(a) != primary(b)) return primary(a) > primary(b);
+    // Ties in a fixed order (the table is a hash map): the same rows fall under a limit each time.
+    return std::tie(a.fingerprint, a.database, a.user, a.application_name) <
+           std::tie(b.fingerprint, b.database, b.user, b.application_name);
+  });
   if (out.size() > limit) out.resize(limit);
   return out;
 }

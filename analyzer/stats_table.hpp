@@ -35,24 +35,7 @@ class StatsTable {
   explicit StatsTable(std::size_t max_entries = 5000)
       : max_entries_(max_entries == 0 ? 1 : max_entries) {}
 
-  // Records under one lock for a whole batch of events: readers (HTTP, admin console) wait for
-  // one batch at most, and the analyzer takes the lock once per batch, not once per statement.
-  class Writer {
-   public:
-    explicit Writer(StatsTable& table) : table_(table), lock_(table.mutex_) {}
-    void record(const StatementShape& shape, const ExecutionEvent& event) {
-      table_.record_locked(shape, event);
-    }
-
-   private:
-    StatsTable& table_;
-    std::lock_guard<std::mutex> lock_;
-  };
-  Writer writer() { return Writer(*this); }
-
-  void record(const StatementShape& shape, const ExecutionEvent& event) {
-    writer().record(shape, event);
-  }
+  void record(const StatementShape& shape, const ExecutionEvent& event);
   std::vector<FingerprintRow> rows(SortBy sort, std::size_t limit) const;
   // Total time per fingerprint over every database, user and application (for top-K labels).
   std::vector<std::pair<std::uint64_t, std::chrono::nanoseconds>> totals_by_fingerprint() const;
@@ -71,8 +54,6 @@ class StatsTable {
     std::chrono::system_clock::time_point first_seen{}, last_seen{};
     std::list<Key>::iterator recency;
   };
-  void record_locked(const StatementShape& shape, const ExecutionEvent& event);
-
   mutable std::mutex mutex_;
   std::size_t max_entries_;
   std::unordered_map<Key, Entry, KeyHash, KeyEqual> entries_;

@@ -585,6 +585,25 @@ TEST(Identity, DependsOnEveryNameAndTellsDatabaseUserApart) {
   EXPECT_TRUE(Identity::of(SessionInfo{}).known());
 }
 
+TEST(StatsTable, TiesComeInTheSameOrderWhateverTheOrderRecorded) {
+  // Equal calls: which rows a limit keeps must not depend on the hash map's order.
+  std::vector<std::string> texts = {"SELECT 1", "SELECT * FROM a", "SELECT * FROM b",
+                                    "SELECT * FROM c", "SELECT * FROM d"};
+  auto fingerprints_of = [&](const std::vector<std::string>& order) {
+    StatsTable t(100);
+    for (const auto& sql : order) t.record(only(analyze_query(sql)), event_for(sql));
+    std::vector<std::string> out;
+    for (const auto& r : t.rows(SortBy::Calls, 3)) out.push_back(r.fingerprint);
+    return out;
+  };
+  auto reversed = texts;
+  std::reverse(reversed.begin(), reversed.end());
+  auto forward = fingerprints_of(texts);
+  EXPECT_EQ(forward.size(), 3u);
+  EXPECT_EQ(forward, fingerprints_of(reversed));
+  EXPECT_TRUE(std::is_sorted(forward.begin(), forward.end()));
+}
+
 TEST(StatsTable, BoundedWithEvictionsCounted) {
   StatsTable t(3);
   for (int i = 0; i < 5; ++i) {
