@@ -403,6 +403,84 @@ TEST_F(TrackerTest, AStatementNeverAnsweredIsDroppedOnceNothingIsOutstanding) {
   expect_next_batch_tracked("b");
 }
 
+TEST_F(TrackerTest, ATextRepeatedOrChangedArrivesAsItWasSent) {
+  // The same text again and again goes as a repeat mark; a simple query between, or another
+  // text, goes whole; the reader must give each statement its own text all the same.
+  std::vector<std::string> sent;
+  auto run = [&](const std::string& sql) {
+    send_batch(sql, {"1"});
+    receive('1');
+    receive('2');
+    complete("SELECT 1");
+    receive('Z', {'I'});
+    sent.push_back(sql);
+  };
+  run("SELECT $1::int");
+  run("SELECT $1::int");
+  run("SELECT $1::int");
+  run("SELECT $1::text");
+  run("SELECT $1::int");
+  // A simple query: its text lives in a reused buffer, never repeated by mark.
+  ledger.push('Q', RequestLedger::Handling::Pass, {},
+              tracker.on_query(encoded_body(pp::Query{"SELECT 2"}), now));
+  complete("SELECT 1");
+  receive('Z', {'I'});
+  sent.push_back("SELECT 2");
+  run("SELECT $1::int");
+  run("SELECT $1::int");
+  ASSERT_EQ(events.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(*events[i].sql, sent[i]) << i;
+}
+
+TEST(TrackerQueue, AStatementAfterADroppedOneStillArrivesWithItsText) {
+  // The queue takes one statement; the next is dropped; then, drained, the same text again: the
+  // mark refers to what the queue took, so the reader still has it.
+  analyzer::EventQueue queue(1);
+  auto who = std::make_shared<analyzer::SessionInfo>();
+  who->session_id = 3;
+  ExecutionTracker tracker(who, queue);
+  RequestLedger ledger;
+  auto now = Clock::now();
+  analyzer::EventReader reader;
+  std::vector<std::string> texts;
+  auto run = [&](const std::string& sql) {
+    tracker.on_parse(encoded_body(pp::Parse{"", sql, {}}));
+    ledger.push('P');
+    tracker.on_bind(encoded_body(pp::Bind{}));
+    ledger.push('B');
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+    tracker.on_sync();
+    ledger.push('S');
+    for (char type : {'1', '2', 'C', 'Z'}) {
+      pp::Frame f;
+      f.kind = pp::FrameKind::Message;
+      f.type = type;
+      pp::Bytes body = type == 'C'   ? pp::Bytes{'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0}
+                       : type == 'Z' ? pp::Bytes{'I'}
+                                     : pp::Bytes{};
+      f.data = body;
+      f.body_length = static_cast<std::uint32_t>(body.size());
+      tracker.on_response(f, ledger.on_response(type), now);
+      if (type == 'Z') tracker.on_ready('I');
+    }
+  };
+  auto drain = [&] {
+    analyzer::EventBatch batch;
+    if (queue.pop_all(batch, std::chrono::milliseconds(0)))
+      reader.read(batch, [&](const analyzer::ExecutionEvent& e) { texts.push_back(*e.sql); });
+  };
+  run("SELECT 1");  // queued
+  run("SELECT 2");  // dropped: the queue is full
+  drain();
+  run("SELECT 2");  // the same text as the dropped one, not as the one queued
+  drain();
+  run("SELECT 2");  // now a repeat of the one queued
+  drain();
+  EXPECT_EQ(queue.dropped(), 1u);
+  EXPECT_EQ(texts, (std::vector<std::string>{"SELECT 1", "SELECT 2", "SELECT 2"}));
+}
+
 void TrackerTest::expect_parameters_on_both_executes(const std::string& portal) {
   tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
   ledger.push('P');
