@@ -149,18 +149,8 @@ void Analyzer::run() {
 
 void Analyzer::process(const ExecutionEvent& event) {
   if (!event.sql || !event.session) return;
-  // A session repeating its text (a driver re-Parsing the same statement, a prepared one) keeps
-  // the shape found for it: no text to hash and compare again.
-  auto* session_shape = reader_.session_shape();
-  if (session_shape && *session_shape) {
-    bump(cache_hits_);
-    bump(events_);
-    analyze(event, **session_shape);
-    return;
-  }
   auto before = cache_.misses();
   const auto& shape = cache_.get(*event.sql);
-  if (session_shape && event.extended) *session_shape = shape;  // only these are repeated
   if (cache_.misses() != before) {
     bump(cache_misses_);
     if (!shape->parsed) {
@@ -173,11 +163,7 @@ void Analyzer::process(const ExecutionEvent& event) {
     bump(cache_hits_);
   }
   bump(events_);
-  analyze(event, *shape);
-}
-
-void Analyzer::analyze(const ExecutionEvent& event, const QueryShape& shape) {
-  const auto& statements = shape.statements;
+  const auto& statements = shape->statements;
   const StatementShape& s =
       statements[std::min<std::size_t>(event.statement_index, statements.size() - 1)];
   stats_.record(s, event);

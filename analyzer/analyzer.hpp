@@ -90,8 +90,6 @@ class Analyzer {
 
   void run();
   void process(const ExecutionEvent& event);
-  // Statistics, metrics and the rules, once the statement's shape is known.
-  void analyze(const ExecutionEvent& event, const QueryShape& shape);
   void apply_metrics();
   void refresh_top_k();
 

@@ -10,13 +10,7 @@ namespace {
 
 enum class Record : std::uint8_t { SessionStart = 1, SessionEnd = 2, Statement = 3 };
 
-enum Flags : std::uint8_t {
-  kExtended = 1,
-  kPipelined = 2,
-  kSharedText = 4,
-  kNoText = 8,
-  kRepeatText = 16,  // the session's previous statement's text
-};
+enum Flags : std::uint8_t { kExtended = 1, kPipelined = 2, kSharedText = 4, kNoText = 8 };
 
 // Copied as is: both ends are this process. The variable parts follow it, in this order: the
 // text (unless shared), each parameter (i32 length, -1 for NULL, then its bytes), each column
@@ -70,10 +64,8 @@ void EventBatch::end_session(std::uint64_t session_id) {
 }
 
 void EventBatch::add(std::uint64_t session_id, const ExecutionEvent& event,
-                     SteadyClock::time_point finished, bool repeats_text) {
-  repeats_text = repeats_text && event.sql;
-  std::string_view text =
-      event.sql && !repeats_text ? std::string_view(*event.sql) : std::string_view();
+                     SteadyClock::time_point finished) {
+  std::string_view text = event.sql ? std::string_view(*event.sql) : std::string_view();
   bool shared = text.size() > kMaxCopiedText;
   StatementHeader h{};
   h.session_id = session_id;
@@ -88,9 +80,9 @@ void EventBatch::add(std::uint64_t session_id, const ExecutionEvent& event,
   h.columns = static_cast<std::uint32_t>(event.columns.size());
   h.sample = static_cast<std::uint32_t>(event.result_sample.size());
   h.sqlstate_size = static_cast<std::uint8_t>(std::min<std::size_t>(event.sqlstate.size(), 255));
-  h.flags = static_cast<std::uint8_t>(
-      (event.extended ? kExtended : 0) | (event.pipelined ? kPipelined : 0) |
-      (shared ? kSharedText : 0) | (event.sql ? 0 : kNoText) | (repeats_text ? kRepeatText : 0));
+  h.flags = static_cast<std::uint8_t>((event.extended ? kExtended : 0) |
+                                      (event.pipelined ? kPipelined : 0) |
+                                      (shared ? kSharedText : 0) | (event.sql ? 0 : kNoText));
   std::size_t payload = h.text_size + h.sample * sizeof(std::uint64_t) + h.sqlstate_size;
   for (const auto& p : event.parameters) payload += sizeof(std::int32_t) + (p ? p->size() : 0);
   for (const auto& c : event.columns) payload += sizeof(std::uint32_t) + c.size();
@@ -170,17 +162,15 @@ bool EventReader::next(Cursor& c) {
     switch (get<Record>(in)) {
       case Record::SessionStart: {
         const auto& who = c.batch.sessions_.at(c.session++);
-        sessions_[who->session_id] = Started{who, Identity::of(*who), {}, {}, {}};
+        sessions_[who->session_id] = Started{who, Identity::of(*who)};
         c.offset += 1;
         event_.session.reset();  // an id may start again with another SessionInfo (submit())
-        current_ = nullptr;
         continue;
       }
       case Record::SessionEnd:
         sessions_.erase(get<std::uint64_t>(in));
         c.offset += 1 + sizeof(std::uint64_t);
         event_.session.reset();
-        current_ = nullptr;
         continue;
       case Record::Statement:
         break;
@@ -192,9 +182,8 @@ bool EventReader::next(Cursor& c) {
     auto& e = event_;
     if (!e.session || e.session->session_id != h.session_id) {
       auto found = sessions_.find(h.session_id);
-      current_ = found != sessions_.end() ? &found->second : nullptr;
-      e.session = current_ ? current_->who : nullptr;
-      e.identity = current_ ? current_->identity : Identity{};
+      e.session = found != sessions_.end() ? found->second.who : nullptr;
+      e.identity = found != sessions_.end() ? found->second.identity : Identity{};
     }
     e.transaction = h.transaction;
     e.statement_index = h.statement_index;
@@ -208,23 +197,13 @@ bool EventReader::next(Cursor& c) {
             std::chrono::nanoseconds(h.finished_ns) + c.steady_to_system));
 
     e.sql.reset();
-    if ((h.flags & kRepeatText) != 0) {
-      if (current_) e.sql = current_->text;  // and its shape stays found
-    } else {
-      if (current_) {
-        current_->text.reset();
-        current_->shape.reset();
-      }
-      if ((h.flags & kSharedText) != 0) {
-        e.sql = c.batch.texts_.at(c.text++);
-      } else if ((h.flags & kNoText) == 0) {
-        // Reused unless a consumer kept the last one: then that one stays as it was.
-        auto& buffer = current_ ? current_->buffer : text_;
-        if (!buffer || buffer.use_count() != 1) buffer = std::make_shared<std::string>();
-        buffer->assign(get_text(in, h.text_size));
-        e.sql = buffer;
-      }
-      if (current_) current_->text = e.sql;
+    if ((h.flags & kSharedText) != 0) {
+      e.sql = c.batch.texts_.at(c.text++);
+    } else if ((h.flags & kNoText) == 0) {
+      // Reused unless a consumer kept the last one: then that one stays as it was.
+      if (!text_ || text_.use_count() != 1) text_ = std::make_shared<std::string>();
+      text_->assign(get_text(in, h.text_size));
+      e.sql = text_;
     }
     e.parameters.resize(h.parameters);
     for (auto& p : e.parameters) {

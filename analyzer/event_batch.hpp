@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "analyzer/event.hpp"
-#include "analyzer/query_shape.hpp"
 
 namespace pglens::analyzer {
 
@@ -30,11 +29,8 @@ class EventBatch {
   // One finished statement of session `session_id` (event.session is not read). Its text is
   // copied, unless it is long: then the batch holds a reference to it instead. `finished`
   // becomes event.finished_at on the reader's side, converted from the steady clock there, so the
-  // proxy thread reads one clock per statement, not two. `repeats_text`: the text is the one the
-  // session's previous statement in this stream carried (the writer knows it is the same
-  // object); only a mark travels, and the reader hands the analyzer what it kept of it.
-  void add(std::uint64_t session_id, const ExecutionEvent& event, SteadyClock::time_point finished,
-           bool repeats_text = false);
+  // proxy thread reads one clock per statement, not two.
+  void add(std::uint64_t session_id, const ExecutionEvent& event, SteadyClock::time_point finished);
 
   // Appends everything of `other` (statements only when `with_events`), and empties it.
   void append(EventBatch& other, bool with_events);
@@ -72,12 +68,6 @@ class EventReader {
   }
 
   std::size_t sessions() const { return sessions_.size(); }
-  // During on_event: the analyzer's slot for the shape of the statement's text, kept per session
-  // while the session repeats that text and emptied when another text comes; null for a
-  // statement whose session is unknown.
-  std::shared_ptr<const QueryShape>* session_shape() {
-    return current_ ? &current_->shape : nullptr;
-  }
 
  private:
   struct Cursor {
@@ -91,15 +81,11 @@ class EventReader {
 
   struct Started {
     std::shared_ptr<const SessionInfo> who;
-    Identity identity;                        // hashed once, at its start
-    std::shared_ptr<const std::string> text;  // its last statement's, for a repeat
-    std::shared_ptr<std::string> buffer;      // its copied texts' home, reused while unshared
-    std::shared_ptr<const QueryShape> shape;  // of `text`, once the analyzer has found it
+    Identity identity;  // hashed once, at its start
   };
   std::unordered_map<std::uint64_t, Started> sessions_;
-  Started* current_ = nullptr;  // the session of the statement in event_
   ExecutionEvent event_;
-  // The copied texts' home for statements of unknown sessions.
+  // The copied texts' home, reused while no consumer kept a reference to it.
   std::shared_ptr<std::string> text_;
 };
 

@@ -237,16 +237,7 @@ void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now) {
   e.event.latency = now - e.started;
-  // The very text object the last queued statement had (drivers re-Parse the unnamed statement
-  // with the same text, which on_parse keeps; a prepared statement's is the same at every
-  // Execute): only a mark goes to the queue. Only extended statements: a simple query's text
-  // lives in a slot buffer that the next query overwrites.
-  bool repeat = e.event.extended && e.event.sql && e.event.sql == last_queued_text_;
-  if (!sink_.push(session_id_, e.event, now, repeat)) return;  // dropped: the reader never saw it
-  if (e.event.extended)
-    last_queued_text_ = e.event.sql;
-  else
-    last_queued_text_.reset();
+  sink_.push(session_id_, e.event, now);
 }
 
 void ExecutionTracker::on_response(const protocol::Frame& frame,

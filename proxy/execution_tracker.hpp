@@ -80,9 +80,6 @@ class ExecutionTracker {
 
   std::uint64_t session_id_;
   analyzer::EventQueue& sink_;
-  // The text of the last statement the queue took, when it was an extended one: a statement with
-  // the same text object is queued as a repeat of it (see finish).
-  std::shared_ptr<const std::string> last_queued_text_;
   // Looked up by the name's bytes in the message: no string is built to find one.
   struct NameHash {
     using is_transparent = void;

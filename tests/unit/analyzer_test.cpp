@@ -292,62 +292,6 @@ TEST(EventQueue, EveryFieldArrivesAsItWasSent) {
   EXPECT_EQ(reader.sessions(), 1u);  // not ended yet
 }
 
-TEST(EventQueue, ARepeatedTextTravelsAsAMarkAndArrivesWhole) {
-  auto a = event_for("SELECT * FROM t WHERE id = $1");
-  a.extended = true;
-  auto b = a;
-  b.sql = std::make_shared<const std::string>("SELECT * FROM u WHERE id = $1");
-  auto long_text = a;
-  long_text.sql = std::make_shared<const std::string>(
-      "SELECT 1 /* " + std::string(EventBatch::kMaxCopiedText, 'x') + " */");
-  auto id = a.session->session_id;
-  auto now = EventBatch::SteadyClock::now();
-  EventBatch batch;
-  batch.start_session(a.session);
-  batch.add(id, a, now);
-  auto full = batch.size_bytes();
-  batch.add(id, a, now, true);
-  EXPECT_EQ(batch.size_bytes() - full, full - 1 - a.sql->size());  // all but the text
-  batch.add(id, b, now);
-  batch.add(id, b, now, true);
-  batch.add(id, long_text, now);
-  batch.add(id, long_text, now, true);
-  batch.add(id, a, now);
-
-  EventReader reader;
-  std::vector<std::string> texts;
-  std::vector<bool> shape_slots;
-  reader.read(batch, [&](const ExecutionEvent& e) {
-    texts.push_back(e.sql ? *e.sql : "(none)");
-    auto* slot = reader.session_shape();
-    shape_slots.push_back(slot != nullptr && *slot != nullptr);
-    // As the analyzer does: a shape found for the text stays while the session repeats it.
-    if (slot && !*slot) *slot = std::make_shared<const QueryShape>();
-  });
-  EXPECT_EQ(texts, (std::vector<std::string>{*a.sql, *a.sql, *b.sql, *b.sql, *long_text.sql,
-                                             *long_text.sql, *a.sql}));
-  EXPECT_EQ(shape_slots, (std::vector<bool>{false, true, false, true, false, true, false}));
-}
-
-TEST(EventQueue, ARepeatedTextAConsumerKeptIsNotOverwrittenByTheNextText) {
-  auto a = event_for("SELECT 1");
-  auto b = event_for("SELECT 22");
-  auto id = a.session->session_id;
-  auto now = EventBatch::SteadyClock::now();
-  EventBatch batch;
-  batch.start_session(a.session);
-  batch.add(id, a, now);
-  batch.add(id, a, now, true);
-  batch.add(id, b, now);
-  EventReader reader;
-  std::vector<std::shared_ptr<const std::string>> kept;
-  reader.read(batch, [&](const ExecutionEvent& e) { kept.push_back(e.sql); });
-  ASSERT_EQ(kept.size(), 3u);
-  EXPECT_EQ(*kept[0], "SELECT 1");
-  EXPECT_EQ(*kept[1], "SELECT 1");
-  EXPECT_EQ(*kept[2], "SELECT 22");
-}
-
 TEST(EventQueue, ALongTextTravelsByReferenceAShortOneByCopy) {
   auto long_sql = std::make_shared<const std::string>(
       "SELECT 1 /* " + std::string(EventBatch::kMaxCopiedText, 'x') + " */");
@@ -684,36 +628,6 @@ TEST(Analyzer, CountsEveryStatementOfAMultiStatementString) {
   std::set<std::string> commands;
   for (const auto& r : rows) commands.insert(r.command);
   EXPECT_EQ(commands, (std::set<std::string>{"BEGIN", "SELECT", "COMMIT"}));
-}
-
-TEST(Analyzer, RepeatedTextsAreCountedUnderTheirOwnFingerprints) {
-  // A session alternating two statements, each repeated: the shape kept for a repeat is always
-  // that of the text it repeats.
-  auto registry = std::make_shared<prometheus::Registry>();
-  Analyzer analyzer(AnalyzerSettings{}, registry);
-  auto a = event_for("SELECT * FROM a WHERE id = $1");
-  auto b = event_for("SELECT * FROM b WHERE id = $1");
-  a.extended = b.extended = true;
-  auto who = std::make_shared<SessionInfo>(SessionInfo{9001, "db", "alice", "app", ""});
-  a.session = b.session = who;
-  auto now = EventBatch::SteadyClock::now();
-  auto& q = analyzer.queue();
-  q.start_session(who);
-  for (int round = 0; round < 3; ++round) {
-    q.push(9001, a, now);
-    q.push(9001, a, now, true);
-    q.push(9001, a, now, true);
-    q.push(9001, b, now);
-    q.push(9001, b, now, true);
-  }
-  q.end_session(9001);
-  for (int i = 0; i < 200 && analyzer.counters().events < 15; ++i)
-    std::this_thread::sleep_for(10ms);
-  std::map<std::string, std::uint64_t> calls;
-  for (const auto& r : analyzer.fingerprints(SortBy::Calls, 10)) calls[r.query] = r.calls;
-  EXPECT_EQ(calls, (std::map<std::string, std::uint64_t>{{"SELECT * FROM a WHERE id = $1", 9},
-                                                         {"SELECT * FROM b WHERE id = $1", 6}}));
-  EXPECT_EQ(analyzer.counters().cache_misses, 2u);
 }
 
 TEST(Analyzer, LatencyHistogramsCountEachStatementInItsBucket) {
