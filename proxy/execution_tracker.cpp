@@ -51,12 +51,8 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
   if (in.failed()) return;
   // Filled in place: its parameter vector keeps the capacity an earlier Bind left it.
   Portal& p = portal(portal_name);
-  if (statement_name.empty()) {
-    p.sql = unnamed_statement_;
-  } else {
-    auto it = statements_.find(statement_name);
-    p.sql = it != statements_.end() ? it->second : nullptr;
-  }
+  auto* text = find_statement(statement_name);
+  p.sql = text ? *text : nullptr;
   p.parameters.clear();
   auto nformats = in.count16(2);
   boost::container::small_vector<std::int16_t, 8> formats;
@@ -91,18 +87,26 @@ void ExecutionTracker::on_close(protocol::ByteView body) {
   }
 }
 
-std::shared_ptr<const std::string>& ExecutionTracker::statement(std::string_view name) {
-  if (name.empty()) return unnamed_statement_;
+std::shared_ptr<const std::string>* ExecutionTracker::find_statement(std::string_view name) {
+  if (name.empty()) return &unnamed_statement_;
   auto it = statements_.find(name);
-  if (it == statements_.end()) it = statements_.emplace(std::string(name), nullptr).first;
-  return it->second;
+  return it != statements_.end() ? &it->second : nullptr;
+}
+
+ExecutionTracker::Portal* ExecutionTracker::find_portal(std::string_view name) {
+  if (name.empty()) return &unnamed_portal_;
+  auto it = portals_.find(name);
+  return it != portals_.end() ? &it->second : nullptr;
+}
+
+std::shared_ptr<const std::string>& ExecutionTracker::statement(std::string_view name) {
+  if (auto* found = find_statement(name)) return *found;
+  return statements_.emplace(std::string(name), nullptr).first->second;
 }
 
 ExecutionTracker::Portal& ExecutionTracker::portal(std::string_view name) {
-  if (name.empty()) return unnamed_portal_;
-  auto it = portals_.find(name);
-  if (it == portals_.end()) it = portals_.emplace(std::string(name), Portal{}).first;
-  return it->second;
+  if (auto* found = find_portal(name)) return *found;
+  return portals_.emplace(std::string(name), Portal{}).first->second;
 }
 
 ExecutionTracker::Execution& ExecutionTracker::start(std::shared_ptr<const std::string> sql,
@@ -124,11 +128,7 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   protocol::Reader in(body);
   auto name = in.cstring();
   auto max_rows = in.i32();
-  Portal* p = name.empty() ? &unnamed_portal_ : nullptr;
-  if (p == nullptr) {
-    auto it = portals_.find(name);
-    if (it != portals_.end()) p = &it->second;
-  }
+  Portal* p = find_portal(name);
   if (p == nullptr || !p->sql) return 0;
   Execution& e = start(p->sql, now);
   e.event.extended = true;
