@@ -1,0 +1,30 @@
+// How pglens-bench compares targets on a noisy machine: the order the targets run in, round after
+// round, and how sure one run's round-by-round ratio is. Pure logic, unit-tested without a server.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace pglens::bench {
+
+// Orders (permutations of 0..targets-1), one per round, to cycle through: run back to back, every
+// target follows every other one equally often, at round boundaries too, and never itself. A run
+// inherits what the one before it left behind (its processes exiting, caches holding its data); a
+// plain rotation (ABC, BCA, CAB) puts A after C twice as often as after B, so that carry-over
+// lands unevenly on the targets being compared. targets - 1 rounds make one cycle (a single order
+// for one or two targets); up to 5 targets.
+std::vector<std::vector<std::size_t>> carryover_balanced_orders(std::size_t targets);
+
+struct Interval {
+  double low = 0, high = 0;
+};
+
+// A bootstrap percentile interval for the median of `values`: the middle `confidence` of the
+// medians of `resamples` resamples drawn with replacement. Seeded, so the same values always give
+// the same interval. Empty values give {0, 0}.
+Interval median_interval(std::span<const double> values, double confidence = 0.90,
+                         int resamples = 10000, std::uint64_t seed = 1);
+
+}  // namespace pglens::bench

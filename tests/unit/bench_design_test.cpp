@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include "bench/design.hpp"
+
+namespace pglens::bench {
+namespace {
+
+// The runs of `cycles` cycles back to back, as pglens-bench makes them.
+std::vector<std::size_t> flatten(const std::vector<std::vector<std::size_t>>& orders, int cycles) {
+  std::vector<std::size_t> runs;
+  for (int c = 0; c < cycles; ++c)
+    for (const auto& round : orders) runs.insert(runs.end(), round.begin(), round.end());
+  return runs;
+}
+
+TEST(CarryoverBalancedOrders, EveryTargetFollowsEveryOtherEquallyOftenAndNeverItself) {
+  for (std::size_t n = 2; n <= 5; ++n) {
+    SCOPED_TRACE(n);
+    auto orders = carryover_balanced_orders(n);
+    ASSERT_EQ(orders.size(), n == 2 ? 1u : n - 1);
+    for (const auto& round : orders) {  // each round runs every target once
+      auto sorted = round;
+      std::sort(sorted.begin(), sorted.end());
+      std::vector<std::size_t> all(n);
+      std::iota(all.begin(), all.end(), 0);
+      EXPECT_EQ(sorted, all);
+    }
+    // Three cycles back to back: the round boundaries count, the wrap-around too.
+    auto runs = flatten(orders, 3);
+    std::map<std::pair<std::size_t, std::size_t>, int> follows;
+    for (std::size_t i = 1; i < runs.size(); ++i) ++follows[{runs[i - 1], runs[i]}];
+    int expected = 3 * static_cast<int>(orders.size() * n) / static_cast<int>(n * (n - 1));
+    for (std::size_t a = 0; a < n; ++a) {
+      EXPECT_EQ(follows.count({a, a}), 0u) << a << " follows itself";
+      for (std::size_t b = 0; b < n; ++b) {
+        if (a == b) continue;
+        // The first run has no predecessor: that one pair is one short.
+        int got = follows[{a, b}] + (a == runs.back() && b == runs.front() ? 1 : 0);
+        EXPECT_EQ(got, expected) << b << " after " << a;
+      }
+    }
+  }
+}
+
+TEST(CarryoverBalancedOrders, ThreeTargetsAsTheProxyBenchRunsThem) {
+  // direct, pglens, pglens --no-analysis: each of the two pglens runs right after the other
+  // as often as right after direct (a rotation put pglens after direct twice as often).
+  auto orders = carryover_balanced_orders(3);
+  auto runs = flatten(orders, 8);
+  std::map<std::size_t, std::map<std::size_t, int>> before;
+  for (std::size_t i = 1; i < runs.size(); ++i) ++before[runs[i]][runs[i - 1]];
+  EXPECT_NEAR(before[1][0], before[1][2], 1);
+  EXPECT_NEAR(before[2][0], before[2][1], 1);
+}
+
+TEST(CarryoverBalancedOrders, OneTargetAndNone) {
+  EXPECT_EQ(carryover_balanced_orders(1), (std::vector<std::vector<std::size_t>>{{0}}));
+  EXPECT_TRUE(carryover_balanced_orders(0).empty());
+  EXPECT_THROW(carryover_balanced_orders(6), std::invalid_argument);
+}
+
+TEST(MedianInterval, BracketsTheMedianAndIsReproducible) {
+  std::vector<double> v = {0.91, 0.95, 0.97, 0.98, 0.99, 1.00, 1.01, 1.02, 1.04, 1.10, 0.96};
+  auto a = median_interval(v);
+  auto b = median_interval(v);
+  EXPECT_EQ(a.low, b.low);
+  EXPECT_EQ(a.high, b.high);
+  EXPECT_LE(a.low, 0.99);  // the median
+  EXPECT_GE(a.high, 0.99);
+  EXPECT_GE(a.low, 0.91);
+  EXPECT_LE(a.high, 1.10);
+  EXPECT_LT(a.low, a.high);
+}
+
+TEST(MedianInterval, NarrowsWithMoreRoundsOfTheSameSpread) {
+  std::vector<double> few = {0.90, 0.95, 1.00, 1.05, 1.10};
+  std::vector<double> many;
+  for (int i = 0; i < 8; ++i) many.insert(many.end(), few.begin(), few.end());
+  auto f = median_interval(few), m = median_interval(many);
+  EXPECT_LT(m.high - m.low, f.high - f.low);
+  EXPECT_LE(m.low, 1.00);
+  EXPECT_GE(m.high, 1.00);
+}
+
+TEST(MedianInterval, DegenerateInputs) {
+  std::vector<double> none;
+  auto e = median_interval(none);
+  EXPECT_EQ(e.low, 0);
+  EXPECT_EQ(e.high, 0);
+  std::vector<double> one = {0.97};
+  auto o = median_interval(one);
+  EXPECT_EQ(o.low, 0.97);
+  EXPECT_EQ(o.high, 0.97);
+  std::vector<double> same(10, 1.5);
+  auto s = median_interval(same);
+  EXPECT_EQ(s.low, 1.5);
+  EXPECT_EQ(s.high, 1.5);
+}
+
+}  // namespace
+}  // namespace pglens::bench
