@@ -17,13 +17,22 @@ namespace pglens::bench {
 // for one or two targets); up to 5 targets.
 std::vector<std::vector<std::size_t>> carryover_balanced_orders(std::size_t targets);
 
+// Which of `orders` orders (as above) group `group` of round `round` (from 1) runs in, when each
+// round runs `groups` groups (pglens-bench: one per mode and client count) one after the other.
+// The groups take the orders in turn across rounds, so the runs follow the cycle and stay balanced
+// whenever groups and orders have no common factor (one group, the usual comparison, always);
+// otherwise each group still goes through every order, round after round. Balanced exactly over
+// a whole number of cycles: rounds a multiple of orders / gcd(groups, orders).
+std::size_t order_for(int round, std::size_t group, std::size_t groups, std::size_t orders);
+
 struct Interval {
   double low = 0, high = 0;
 };
 
 // A bootstrap percentile interval for the median of `values`: the middle `confidence` of the
-// medians of `resamples` resamples drawn with replacement. Seeded, so the same values always give
-// the same interval. Empty values give {0, 0}.
+// medians of `resamples` resamples drawn with replacement. Seeded (mt19937_64, its numbers taken
+// modulo the count), so the same values give the same interval everywhere. Empty values give
+// {0, 0}.
 Interval median_interval(std::span<const double> values, double confidence = 0.90,
                          int resamples = 10000, std::uint64_t seed = 1);
 

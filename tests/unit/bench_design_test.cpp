@@ -59,6 +59,47 @@ TEST(CarryoverBalancedOrders, ThreeTargetsAsTheProxyBenchRunsThem) {
   EXPECT_NEAR(before[2][0], before[2][1], 1);
 }
 
+// Several groups per round (pglens-bench: one per mode and client count), as the bench runs them.
+TEST(OrderFor, EveryGroupGetsEveryOrderAndTheRunsStayBalancedWhenTheyCan) {
+  for (std::size_t n = 2; n <= 5; ++n) {
+    auto orders = carryover_balanced_orders(n);
+    const std::size_t k = orders.size();
+    for (std::size_t groups = 1; groups <= 4; ++groups) {
+      SCOPED_TRACE(testing::Message() << n << " targets, " << groups << " groups");
+      const int rounds = static_cast<int>(4 * k * k);  // whole cycles however they line up
+      std::vector<std::map<std::size_t, int>> per_group(groups);
+      std::vector<std::size_t> runs;
+      for (int round = 1; round <= rounds; ++round)
+        for (std::size_t g = 0; g < groups; ++g) {
+          auto o = order_for(round, g, groups, k);
+          ASSERT_LT(o, k);
+          ++per_group[g][o];
+          runs.insert(runs.end(), orders[o].begin(), orders[o].end());
+        }
+      for (const auto& got : per_group) {
+        ASSERT_EQ(got.size(), k);  // every order
+        for (const auto& [order, times] : got) EXPECT_EQ(times, rounds / static_cast<int>(k));
+      }
+      if (std::gcd(groups, k) != 1) continue;
+      // The runs in time: every target after every other one equally often.
+      std::map<std::pair<std::size_t, std::size_t>, int> follows;
+      for (std::size_t i = 0; i < runs.size(); ++i)
+        ++follows[{runs[(i + runs.size() - 1) % runs.size()], runs[i]}];
+      int expected = static_cast<int>(runs.size() / (n * (n - 1)));
+      for (std::size_t a = 0; a < n; ++a)
+        for (std::size_t b = 0; b < n; ++b)
+          EXPECT_EQ((follows[{a, b}]), a == b ? 0 : expected) << b << " after " << a;
+    }
+  }
+}
+
+TEST(OrderFor, OneGroupCyclesThroughTheOrdersRoundByRound) {
+  EXPECT_EQ(order_for(1, 0, 1, 2), 0u);
+  EXPECT_EQ(order_for(2, 0, 1, 2), 1u);
+  EXPECT_EQ(order_for(3, 0, 1, 2), 0u);
+  EXPECT_EQ(order_for(5, 0, 1, 1), 0u);
+}
+
 TEST(CarryoverBalancedOrders, OneTargetAndNone) {
   EXPECT_EQ(carryover_balanced_orders(1), (std::vector<std::vector<std::size_t>>{{0}}));
   EXPECT_TRUE(carryover_balanced_orders(0).empty());
