@@ -21,18 +21,18 @@ struct KeyHash {
     static_assert(((std::is_integral_v<T> || std::is_enum_v<T>) || ...),
                   "a key needs an integer part to hash");
     std::size_t h = 0;
+    // Each integer as u64 whatever its type, so a key and a lookup tuple that spell the same
+    // number differently hash alike; the strings are skipped.
+    auto mix = [&h](std::uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
     std::apply(
-        [&h](const auto&... part) {
+        [&mix](const auto&... part) {
           (
-              [&h](const auto& p) {
+              [&mix](const auto& p) {
                 using P = std::decay_t<decltype(p)>;
-                // As u64 whatever the integer type, so a key and a lookup tuple that spell the
-                // same number differently hash alike.
                 if constexpr (std::is_enum_v<P>)
-                  h ^= static_cast<std::uint64_t>(static_cast<std::underlying_type_t<P>>(p)) +
-                       0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+                  mix(static_cast<std::uint64_t>(static_cast<std::underlying_type_t<P>>(p)));
                 else if constexpr (std::is_integral_v<P>)
-                  h ^= static_cast<std::uint64_t>(p) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+                  mix(static_cast<std::uint64_t>(p));
               }(part),
               ...);
         },

@@ -609,11 +609,11 @@ int run_proxy(const ProxyOptions& o) {
         summary.push_back(s);
       }
       if (auto r = ratio(pl, cell(mode, n, "pglens-noanalysis"))) {
+        auto per_round = paired(mode, n, "pglens", "pglens-noanalysis", false);
         std::string s = where + ": pglens analysis on/off tps " + fmt_fixed(*r, 3) + "×" +
-                        fmt_paired(paired(mode, n, "pglens", "pglens-noanalysis", false), 3);
+                        fmt_paired(per_round, 3);
         if (mode == "extended" && n == 64) {
           s += "\n    (issue 4 target: ≥ 0.97×";
-          auto per_round = paired(mode, n, "pglens", "pglens-noanalysis", false);
           // A bootstrap interval of a median needs some rounds to mean anything.
           if (per_round.values.size() < 10) {
             s += "; too few rounds to settle it, 10 or more";

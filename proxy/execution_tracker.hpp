@@ -89,12 +89,11 @@ class ExecutionTracker {
   };
   template <typename T>
   using ByName = std::unordered_map<std::string, T, NameHash, std::equal_to<>>;
-  // The Parse'd statement or the bound portal of that name (created empty if absent). The unnamed
-  // ones, which most drivers use for every statement, need no lookup.
-  // The unnamed one by its member, a named one by its map entry; null when it does not exist.
+  // The Parse'd statement or the bound portal of that name; null when it does not exist. The
+  // unnamed ones, which most drivers use for every statement, are members: no lookup.
   std::shared_ptr<const std::string>* find_statement(std::string_view name);
   Portal* find_portal(std::string_view name);
-  // The same, created when missing.
+  // The same, created empty when missing.
   std::shared_ptr<const std::string>& statement(std::string_view name);
   Portal& portal(std::string_view name);
   ByName<std::shared_ptr<const std::string>> statements_;
