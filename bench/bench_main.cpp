@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   proxy->add_option("--seconds", px.seconds, "seconds per pgbench run [10]")
       ->check(CLI::Range(1, 3600));
   proxy->add_option("--rounds", px.rounds, "interleaved rounds; medians are reported [1]")
-      ->check(CLI::Range(1, 100));
+      ->check(CLI::Range(1, 1000));
   proxy->add_option("--scale", px.scale, "pgbench -i scale when the tables are absent [10]")
       ->check(CLI::Range(1, 10000));
   proxy
@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   proxy->add_flag("--analysis-compare,!--no-analysis-compare", px.analysis_compare,
                   "also run a pglens with --no-analysis, side by side [on]");
+  proxy->add_flag("--direct,!--no-direct", px.direct,
+                  "also run pgbench straight against the database (the vs-direct column) [on]");
   proxy->add_option("--json", px.json_path, "write the results as JSON to FILE");
   proxy->add_option("--svg", px.svg_path, "write a bar chart to FILE");
 

@@ -36,4 +36,15 @@ struct Interval {
 Interval median_interval(std::span<const double> values, double confidence = 0.90,
                          int resamples = 10000, std::uint64_t seed = 1);
 
+// The geometric mean of positive ratios: the mean on the log scale, where a ratio and its inverse
+// lie the same distance from 1. 0 for no values.
+double geometric_mean(std::span<const double> ratios);
+
+// The same bootstrap interval (same draws for the same seed), for the geometric mean. When the
+// rounds' log ratios are close to normal, as pglens-bench's are (README, "Benchmarks"), the mean
+// uses them better than the median does: its interval is about 1.25 times narrower for the same
+// rounds.
+Interval geometric_mean_interval(std::span<const double> ratios, double confidence = 0.90,
+                                 int resamples = 10000, std::uint64_t seed = 1);
+
 }  // namespace pglens::bench

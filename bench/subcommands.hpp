@@ -44,6 +44,7 @@ struct ProxyOptions {
   int pglens_threads = 0;  // 0: pglens' default
   int jobs = 0;            // pgbench -j; 0: one thread per client
   bool analysis_compare = true;
+  bool direct = true;  // also run pgbench straight against the database
   std::string json_path, svg_path;
 };
 int run_proxy(const ProxyOptions& o);

@@ -156,4 +156,27 @@ bars = [e for e in svg.iter("{http://www.w3.org/2000/svg}rect") if e.get("data-t
 assert len(bars) == len(doc["results"]), len(bars)
 print(f"proxy: {len(doc['results'])} results, targets {got}")
 PY
+# ---- proxy --no-direct: only the analysis on/off pair, compared round by round ----
+"$bench" proxy --dsn "$dsn" --pglens "$PGLENS_BIN" --seconds 1 --rounds 2 --clients 8 \
+  --modes extended --pgbouncer none --no-direct --json "$work/onoff.json" \
+  >"$work/onoff.txt" 2>"$work/onoff.err" ||
+  { cat "$work/onoff.txt" "$work/onoff.err"; fail "pglens-bench proxy --no-direct exited non-zero"; }
+cat "$work/onoff.txt"
+grep -q "vs direct" "$work/onoff.txt" && fail "--no-direct still printed a vs-direct column"
+/usr/bin/python3 - "$work/onoff.json" <<'PY' || fail "proxy --no-direct results"
+import json, math, sys
+doc = json.load(open(sys.argv[1]))
+got = [t["target"] for t in doc["targets"]]
+assert got == ["pglens", "pglens-noanalysis"] and doc["direct"] is False, got
+assert not any(r["target"] == "direct" for r in doc["runs"])
+[c] = [c for c in doc["comparisons"] if c["against"] == "pglens-noanalysis"]
+ratios = c["per_round_ratios"]
+assert len(ratios) == 2 and all(r > 0 for r in ratios), c
+mean = math.exp(sum(map(math.log, ratios)) / 2)
+assert abs(c["per_round_geometric_mean"] - mean) < 1e-9, c
+low, high = c["per_round_geometric_mean_interval90"]
+assert min(ratios) <= low <= mean <= high <= max(ratios), c
+assert any("geometric mean" in s for s in doc["summary"]), doc["summary"]
+print(f"proxy --no-direct: ratios {ratios}, geometric mean {mean:.3f}")
+PY
 echo "pglens-bench ok"

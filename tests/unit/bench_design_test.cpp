@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <utility>
@@ -142,6 +143,36 @@ TEST(MedianInterval, DegenerateInputs) {
   auto s = median_interval(same);
   EXPECT_EQ(s.low, 1.5);
   EXPECT_EQ(s.high, 1.5);
+}
+
+TEST(GeometricMean, IsTheMeanOnTheLogScale) {
+  std::vector<double> v = {0.5, 2.0};  // a ratio and its inverse: no change
+  EXPECT_DOUBLE_EQ(geometric_mean(v), 1.0);
+  std::vector<double> w = {1.0, 4.0};
+  EXPECT_DOUBLE_EQ(geometric_mean(w), 2.0);
+  std::vector<double> none;
+  EXPECT_EQ(geometric_mean(none), 0);
+}
+
+TEST(GeometricMeanInterval, BracketsTheMeanIsReproducibleAndNarrowerThanTheMedians) {
+  // Log ratios spread like pglens-bench's rounds: symmetric, a few percent wide.
+  std::vector<double> v;
+  for (int i = 0; i < 40; ++i) v.push_back(std::exp(0.07 * std::sin(i * 2.399) - 0.02));
+  auto a = geometric_mean_interval(v);
+  auto b = geometric_mean_interval(v);
+  EXPECT_EQ(a.low, b.low);
+  EXPECT_EQ(a.high, b.high);
+  double g = geometric_mean(v);
+  EXPECT_LT(a.low, g);
+  EXPECT_GT(a.high, g);
+  auto m = median_interval(v);
+  EXPECT_LT(a.high - a.low, m.high - m.low);
+  std::vector<double> one = {0.97};
+  auto o = geometric_mean_interval(one);
+  EXPECT_DOUBLE_EQ(o.low, 0.97);
+  EXPECT_DOUBLE_EQ(o.high, 0.97);
+  std::vector<double> none;
+  EXPECT_EQ(geometric_mean_interval(none).high, 0);
 }
 
 }  // namespace
