@@ -43,7 +43,8 @@ struct ExecutionEvent {
   std::uint32_t statement_index = 0;  // which statement of `sql` this was
   bool extended = false;              // Bind/Execute rather than a simple Query
   bool pipelined = false;             // more than one Execute before its Sync
-  // Bind values as text (binary ones as \x hex), truncated to kMaxParameterBytes; nullopt is NULL.
+  // Bind values as text, truncated to kMaxParameterBytes; a binary one as \x and the hex of as
+  // many of its bytes as kMaxParameterBytes digits show; nullopt is NULL.
   std::vector<std::optional<std::string>> parameters;
   std::uint64_t rows = 0;            // returned or affected, from CommandComplete
   std::vector<std::string> columns;  // result column names, at most kSampleColumns

@@ -4,21 +4,30 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "analyzer/bind_values.hpp"
+
 namespace pglens::analyzer {
 
 namespace {
 
 enum class Record : std::uint8_t { SessionStart = 1, SessionEnd = 2, Statement = 3 };
 
-enum Flags : std::uint8_t { kExtended = 1, kPipelined = 2, kSharedText = 4, kNoText = 8 };
+enum Flags : std::uint8_t {
+  kExtended = 1,
+  kPipelined = 2,
+  kSharedText = 4,
+  kNoText = 8,
+  kBindValues = 16,  // the parameters are captured Bind values (bind_values.hpp)
+};
 
 // Copied as is: both ends are this process. The variable parts follow it, in this order: the
-// text (unless shared), each parameter (i32 length, -1 for NULL, then its bytes), each column
-// name (u32 length, bytes), the result sample (u64 each), the SQLSTATE.
+// text (unless shared), each parameter (i32 length, -1 for NULL, then its bytes) or the captured
+// Bind values, each column name (u32 length, bytes), the result sample (u64 each), the SQLSTATE.
 struct StatementHeader {
   std::uint64_t session_id, transaction, rows;
   std::int64_t pool_wait_ns, latency_ns, finished_ns;
-  std::uint32_t payload_size, statement_index, text_size, parameters, columns, sample;
+  std::uint32_t payload_size, statement_index, text_size, parameters, bind_values_size, columns,
+      sample;
   std::uint8_t flags, sqlstate_size;
 };
 
@@ -57,14 +66,14 @@ void EventBatch::start_session(std::shared_ptr<const SessionInfo> who) {
 
 void EventBatch::end_session(std::uint64_t session_id) {
   auto at = bytes_.size();
-  bytes_.resize(at + 1 + sizeof session_id);
+  bytes_.resize(at + 1 + sizeof session_id, boost::container::default_init);
   auto* out = bytes_.data() + at;
   put(out, Record::SessionEnd);
   put(out, session_id);
 }
 
 void EventBatch::add(std::uint64_t session_id, const ExecutionEvent& event,
-                     SteadyClock::time_point finished) {
+                     SteadyClock::time_point finished, std::string_view bind_values) {
   std::string_view text = event.sql ? std::string_view(*event.sql) : std::string_view();
   bool shared = text.size() > kMaxCopiedText;
   StatementHeader h{};
@@ -76,26 +85,32 @@ void EventBatch::add(std::uint64_t session_id, const ExecutionEvent& event,
   h.finished_ns = std::chrono::nanoseconds(finished.time_since_epoch()).count();
   h.statement_index = event.statement_index;
   h.text_size = shared ? 0 : static_cast<std::uint32_t>(text.size());
-  h.parameters = static_cast<std::uint32_t>(event.parameters.size());
+  bool captured = !bind_values.empty();
+  h.parameters = captured ? 0 : static_cast<std::uint32_t>(event.parameters.size());
+  h.bind_values_size = static_cast<std::uint32_t>(bind_values.size());
   h.columns = static_cast<std::uint32_t>(event.columns.size());
   h.sample = static_cast<std::uint32_t>(event.result_sample.size());
   h.sqlstate_size = static_cast<std::uint8_t>(std::min<std::size_t>(event.sqlstate.size(), 255));
-  h.flags = static_cast<std::uint8_t>((event.extended ? kExtended : 0) |
-                                      (event.pipelined ? kPipelined : 0) |
-                                      (shared ? kSharedText : 0) | (event.sql ? 0 : kNoText));
-  std::size_t payload = h.text_size + h.sample * sizeof(std::uint64_t) + h.sqlstate_size;
-  for (const auto& p : event.parameters) payload += sizeof(std::int32_t) + (p ? p->size() : 0);
+  h.flags = static_cast<std::uint8_t>(
+      (event.extended ? kExtended : 0) | (event.pipelined ? kPipelined : 0) |
+      (shared ? kSharedText : 0) | (event.sql ? 0 : kNoText) | (captured ? kBindValues : 0));
+  std::size_t payload =
+      h.text_size + h.bind_values_size + h.sample * sizeof(std::uint64_t) + h.sqlstate_size;
+  if (!captured)
+    for (const auto& p : event.parameters) payload += sizeof(std::int32_t) + (p ? p->size() : 0);
   for (const auto& c : event.columns) payload += sizeof(std::uint32_t) + c.size();
   h.payload_size = static_cast<std::uint32_t>(payload);
 
   // One resize per statement, then plain copies.
   auto at = bytes_.size();
-  bytes_.resize(at + 1 + sizeof h + payload);
+  bytes_.resize(at + 1 + sizeof h + payload, boost::container::default_init);
   auto* out = bytes_.data() + at;
   put(out, Record::Statement);
   put(out, h);
   put_bytes(out, text.data(), h.text_size);
-  for (const auto& p : event.parameters) {
+  put_bytes(out, bind_values.data(), h.bind_values_size);
+  for (std::uint32_t i = 0; i < h.parameters; ++i) {
+    const auto& p = event.parameters[i];
     put(out, p ? static_cast<std::int32_t>(p->size()) : std::int32_t{-1});
     if (p) put_bytes(out, p->data(), p->size());
   }
@@ -205,8 +220,12 @@ bool EventReader::next(Cursor& c) {
       text_->assign(get_text(in, h.text_size));
       e.sql = text_;
     }
-    e.parameters.resize(h.parameters);
-    for (auto& p : e.parameters) {
+    if ((h.flags & kBindValues) != 0)
+      decode_bind_values(get_text(in, h.bind_values_size), e.parameters);
+    else
+      e.parameters.resize(h.parameters);
+    for (std::uint32_t i = 0; i < h.parameters; ++i) {
+      auto& p = e.parameters[i];
       auto len = get<std::int32_t>(in);
       if (len < 0)
         p.reset();

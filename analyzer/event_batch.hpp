@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/vector.hpp>
+
 #include "analyzer/event.hpp"
 
 namespace pglens::analyzer {
@@ -29,8 +31,11 @@ class EventBatch {
   // One finished statement of session `session_id` (event.session is not read). Its text is
   // copied, unless it is long: then the batch holds a reference to it instead. `finished`
   // becomes event.finished_at on the reader's side, converted from the steady clock there, so the
-  // proxy thread reads one clock per statement, not two.
-  void add(std::uint64_t session_id, const ExecutionEvent& event, SteadyClock::time_point finished);
+  // proxy thread reads one clock per statement, not two. `bind_values`, when not empty, are
+  // its parameters as capture_bind_values kept them (event.parameters is then not read): the
+  // reader decodes them.
+  void add(std::uint64_t session_id, const ExecutionEvent& event, SteadyClock::time_point finished,
+           std::string_view bind_values = {});
 
   // Appends everything of `other` (statements only when `with_events`), and empties it.
   void append(EventBatch& other, bool with_events);
@@ -48,7 +53,8 @@ class EventBatch {
 
  private:
   friend class EventReader;
-  std::vector<std::byte> bytes_;
+  // Grown without zero-filling (default_init): every byte a record adds is written right after.
+  boost::container::vector<std::byte> bytes_;
   std::vector<std::shared_ptr<const SessionInfo>> sessions_;  // one per session-start record
   std::vector<std::shared_ptr<const std::string>> texts_;     // one per long text, in order
   std::size_t events_ = 0;

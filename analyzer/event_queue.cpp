@@ -29,13 +29,13 @@ void EventQueue::end_session(std::uint64_t session_id) {
 }
 
 bool EventQueue::push(std::uint64_t session_id, const ExecutionEvent& event,
-                      EventBatch::SteadyClock::time_point finished) {
+                      EventBatch::SteadyClock::time_point finished, std::string_view bind_values) {
   std::lock_guard lock(mutex_);
   if (closed_ || queued_.events() >= capacity_) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  queued_.add(session_id, event, finished);
+  queued_.add(session_id, event, finished, bind_values);
   return true;
 }
 

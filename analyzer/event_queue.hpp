@@ -27,7 +27,7 @@ class EventQueue {
   void start_session(std::shared_ptr<const SessionInfo> who);
   void end_session(std::uint64_t session_id);
   bool push(std::uint64_t session_id, const ExecutionEvent& event,
-            EventBatch::SteadyClock::time_point finished);
+            EventBatch::SteadyClock::time_point finished, std::string_view bind_values = {});
 
   // ---- consumer side (the analyzer thread) ----
   // Swaps everything queued into `batch` (emptied first: the two buffers take turns); when

@@ -2,26 +2,13 @@
 
 #include <algorithm>
 
-#include <boost/container/small_vector.hpp>
-
+#include "analyzer/bind_values.hpp"
 #include "proxy/protocol/messages.hpp"
 
 namespace pglens::proxy {
 
 namespace {
 using analyzer::hash_value;
-
-std::string bounded_text(protocol::ByteView value, bool binary) {
-  auto n = std::min(value.size(), analyzer::kMaxParameterBytes);
-  if (!binary) return std::string(protocol::as_chars(value.first(n)));
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "\\x";
-  for (std::size_t i = 0; i < n / 2; ++i) {
-    out.push_back(hex[value[i] >> 4]);
-    out.push_back(hex[value[i] & 15]);
-  }
-  return out;
-}
 }  // namespace
 
 ExecutionTracker::ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
@@ -49,26 +36,12 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
   auto portal_name = in.cstring();
   auto statement_name = in.cstring();
   if (in.failed()) return;
-  // Filled in place: its parameter vector keeps the capacity an earlier Bind left it.
+  // Filled in place: its buffer keeps the capacity an earlier Bind left it. The values are
+  // copied as they came; the analyzer's thread turns them into text.
   Portal& p = portal(portal_name);
   auto* text = find_statement(statement_name);
   p.sql = text ? *text : nullptr;
-  p.parameters.clear();
-  auto nformats = in.count16(2);
-  boost::container::small_vector<std::int16_t, 8> formats;
-  for (std::size_t i = 0; i < nformats; ++i) formats.push_back(in.i16());
-  auto nparams = in.count16(4);
-  for (std::size_t i = 0; i < nparams && !in.failed(); ++i) {
-    auto len = in.i32();
-    protocol::ByteView value =
-        len >= 0 ? in.bytes(static_cast<std::size_t>(len)) : protocol::ByteView{};
-    if (i >= analyzer::kMaxParameters) continue;
-    bool binary = formats.size() == 1 ? formats[0] == 1 : (i < formats.size() && formats[i] == 1);
-    if (len < 0)
-      p.parameters.emplace_back(std::nullopt);
-    else
-      p.parameters.emplace_back(bounded_text(value, binary));
-  }
+  analyzer::capture_bind_values(in.rest(), p.bind_values);
 }
 
 void ExecutionTracker::on_close(protocol::ByteView body) {
@@ -117,6 +90,7 @@ ExecutionTracker::Execution& ExecutionTracker::start(std::shared_ptr<const std::
   e.done = false;
   e.started = now;
   e.sampled_rows = 0;
+  e.bind_values.clear();
   e.event.clear_keeping_capacity();
   e.event.transaction = transaction_;
   e.event.sql = std::move(sql);
@@ -136,9 +110,9 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   // One run to completion has no more rows to give, so they move (a repeated Execute of it, which
   // returns nothing, is recorded without them).
   if (max_rows > 0 || in.failed())
-    e.event.parameters = p->parameters;
+    e.bind_values = p->bind_values;
   else
-    e.event.parameters.swap(p->parameters);  // the portal gets the slot's buffer
+    e.bind_values.swap(p->bind_values);  // the portal gets the slot's buffer
   auto tag = e.tag;
   // Several Executes before one Sync: the batch ran pipelined, each of its statements did.
   // Those before it were marked as they came, but for the first.
@@ -237,7 +211,7 @@ void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now) {
   e.event.latency = now - e.started;
-  sink_.push(session_id_, e.event, now);
+  sink_.push(session_id_, e.event, now, e.bind_values);
 }
 
 void ExecutionTracker::on_response(const protocol::Frame& frame,

@@ -56,7 +56,7 @@ class ExecutionTracker {
  private:
   struct Portal {
     std::shared_ptr<const std::string> sql;
-    std::vector<std::optional<std::string>> parameters;
+    std::string bind_values;  // as analyzer::capture_bind_values kept them
   };
   // A statement sent and not yet answered. The slots are reused: an event's buffers stay with
   // this thread, and only its encoding goes to the analyzer.
@@ -68,6 +68,7 @@ class ExecutionTracker {
     std::shared_ptr<std::string> query_text;
     Clock::time_point started;
     std::size_t sampled_rows = 0;
+    std::string bind_values;  // its portal's: the analyzer decodes them into event.parameters
   };
   // A slot for a new statement of `sql`, blank but for what start() sets.
   Execution& start(std::shared_ptr<const std::string> sql, Clock::time_point now);

@@ -51,6 +51,7 @@ class RequestLedger {
   // those statements do not exist on the server, whatever the cache believed.
   std::vector<std::string> take_unprepared() { return std::exchange(unprepared_, {}); }
   // Tags of requests the server skipped after an error: they will get no answer.
+  bool has_skipped_tags() const { return !skipped_tags_.empty(); }
   std::vector<std::uint64_t> take_skipped_tags() { return std::exchange(skipped_tags_, {}); }
   std::size_t size() const { return pending_.size(); }
 

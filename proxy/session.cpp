@@ -823,8 +823,7 @@ class ClientSession {
     auto outcome = ledger_.on_response(f.type);
     if (tracker_) {
       tracker_->on_response(f, outcome, read_at_);
-      auto skipped = ledger_.take_skipped_tags();
-      if (!skipped.empty()) tracker_->on_skipped(skipped);
+      if (ledger_.has_skipped_tags()) tracker_->on_skipped(ledger_.take_skipped_tags());
     }
     if (f.kind == FrameKind::Message) {
       if (f.type == 'Z' && f.data.size() == 1) {

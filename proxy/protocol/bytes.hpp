@@ -56,6 +56,8 @@ class Reader {
       failed_ = true;
       return {};
     }
+    // The empty name (the unnamed statement and portal most drivers use) without a memchr call.
+    if (body_[pos_] == 0) return {reinterpret_cast<const char*>(body_.data() + pos_++), 0};
     const void* nul = std::memchr(body_.data() + pos_, 0, body_.size() - pos_);
     if (nul == nullptr) {
       failed_ = true;

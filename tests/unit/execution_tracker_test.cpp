@@ -122,6 +122,26 @@ class TrackerTest : public ::testing::Test {
     EXPECT_FALSE(events[0].pipelined);
   }
 
+  // The values of `bind` (of the unnamed statement), as the event of its Execute carries them.
+  std::vector<std::optional<std::string>> parameters_of(const pp::Bind& bind) {
+    events.clear();
+    tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
+    ledger.push('P');
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+    tracker.on_sync();
+    ledger.push('S');
+    receive('1');
+    receive('2');
+    complete("SELECT 1");
+    receive('Z', {'I'});
+    if (events.size() != 1)
+      return {std::string("expected one event, got ") + std::to_string(events.size())};
+    return events[0].parameters;
+  }
+
   // Bind on `portal`, then two Executes with a row limit of 1 before one Sync.
   void expect_parameters_on_both_executes(const std::string& portal);
 
@@ -148,6 +168,77 @@ TEST_F(TrackerTest, OneEventPerExecuteWithItsParametersAndRows) {
   EXPECT_EQ(e.parameters[0], "42");
   EXPECT_EQ(e.rows, 3u);
   EXPECT_EQ(e.session->session_id, 7u);
+}
+
+TEST_F(TrackerTest, BindValuesKeepNullsAndShowBinaryOnesInHex) {
+  pp::Bind bind;
+  bind.param_formats = {0, 1, 0};  // one code per value
+  bind.params.emplace_back(pp::Bytes{'4', '2'});
+  bind.params.emplace_back(pp::Bytes{0x00, 0x00, 0xbe, 0xef});
+  bind.params.emplace_back(std::nullopt);
+  auto p = parameters_of(bind);
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_EQ(p[0], "42");
+  EXPECT_EQ(p[1], "\\x0000beef");
+  EXPECT_EQ(p[2], std::nullopt);
+
+  bind.param_formats = {1};  // one code for every value
+  p = parameters_of(bind);
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_EQ(p[0], "\\x3432");
+  EXPECT_EQ(p[1], "\\x0000beef");
+  EXPECT_EQ(p[2], std::nullopt);
+
+  bind.param_formats = {};  // none: all text
+  bind.params.resize(1);
+  p = parameters_of(bind);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0], "42");
+}
+
+TEST_F(TrackerTest, BindValuesAreBoundedInCountAndSize) {
+  pp::Bind bind;
+  std::string long_text(analyzer::kMaxParameterBytes + 50, 'a');
+  bind.params.emplace_back(pp::Bytes(long_text.begin(), long_text.end()));
+  for (std::size_t i = 1; i < analyzer::kMaxParameters + 10; ++i) {
+    auto v = std::to_string(i);
+    bind.params.emplace_back(pp::Bytes(v.begin(), v.end()));
+  }
+  auto p = parameters_of(bind);
+  ASSERT_EQ(p.size(), analyzer::kMaxParameters);
+  EXPECT_EQ(p[0], long_text.substr(0, analyzer::kMaxParameterBytes));
+  EXPECT_EQ(p.back(), std::to_string(analyzer::kMaxParameters - 1));
+
+  // A binary value: as many of its bytes as fit the same bound in hex.
+  pp::Bind binary;
+  binary.param_formats = {1};
+  binary.params.emplace_back(pp::Bytes(analyzer::kMaxParameterBytes * 2, 0xab));
+  std::string hex = "\\x";
+  for (std::size_t i = 0; i < analyzer::kMaxParameterBytes / 2; ++i) hex += "ab";
+  p = parameters_of(binary);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0], hex);
+}
+
+TEST_F(TrackerTest, ATruncatedBindRejectedByTheServerLeavesTheNextBatchTracked) {
+  pp::Bind bind;
+  bind.params.emplace_back(pp::Bytes{'4', '2'});
+  auto body = encoded_body(bind);
+  body.resize(body.size() - 4);  // cut into the value
+  events.clear();
+  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
+  ledger.push('P');
+  tracker.on_bind(body);
+  ledger.push('B');
+  ledger.push('E', RequestLedger::Handling::Pass, {},
+              tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1');
+  receive('E', encoded_body(pp::make_error("08P01", "bad bind")));  // the Bind's: no Execute ran
+  receive('Z', {'I'});
+  EXPECT_TRUE(events.empty());
+  expect_next_batch_tracked("after");
 }
 
 TEST_F(TrackerTest, RowCountsComeFromTheCommandTag) {
