@@ -77,7 +77,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   proxy->add_option("--seconds", px.seconds, "seconds per pgbench run [10]")
       ->check(CLI::Range(1, 3600));
-  proxy->add_option("--rounds", px.rounds, "interleaved rounds; medians are reported [1]")
+  proxy
+      ->add_option("--rounds", px.rounds,
+                   "interleaved rounds; medians and round-by-round ratios are reported [1]")
       ->check(CLI::Range(1, 1000));
   proxy->add_option("--scale", px.scale, "pgbench -i scale when the tables are absent [10]")
       ->check(CLI::Range(1, 10000));

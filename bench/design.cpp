@@ -7,6 +7,8 @@
 #include <random>
 #include <stdexcept>
 
+#include <boost/math/distributions/students_t.hpp>
+
 namespace pglens::bench {
 
 namespace {
@@ -84,10 +86,17 @@ double geometric_mean(std::span<const double> ratios) {
   return std::exp(sum / static_cast<double>(ratios.size()));
 }
 
-Interval geometric_mean_interval(std::span<const double> ratios, double confidence, int resamples,
-                                 std::uint64_t seed) {
-  return bootstrap_interval(ratios, confidence, resamples, seed,
-                            [](const std::vector<double>& draw) { return geometric_mean(draw); });
+Interval geometric_mean_interval(std::span<const double> ratios, double confidence) {
+  double center = geometric_mean(ratios);
+  if (ratios.size() < 2) return {center, center};
+  double n = static_cast<double>(ratios.size());
+  double mean = std::log(center), squares = 0;
+  for (double r : ratios) squares += (std::log(r) - mean) * (std::log(r) - mean);
+  double s = std::sqrt(squares / (n - 1));
+  boost::math::students_t t(n - 1);
+  double half = boost::math::quantile(t, 1 - (1 - std::clamp(confidence, 0.0, 0.999999)) / 2) * s /
+                std::sqrt(n);
+  return {std::exp(mean - half), std::exp(mean + half)};
 }
 
 }  // namespace pglens::bench

@@ -36,15 +36,15 @@ struct Interval {
 Interval median_interval(std::span<const double> values, double confidence = 0.90,
                          int resamples = 10000, std::uint64_t seed = 1);
 
-// The geometric mean of positive ratios: the mean on the log scale, where a ratio and its inverse
-// lie the same distance from 1. 0 for no values.
+// The geometric mean of ratios, all positive: the mean on the log scale, where a ratio and its
+// inverse lie the same distance from 1. 0 for no values.
 double geometric_mean(std::span<const double> ratios);
 
-// The same bootstrap interval (same draws for the same seed), for the geometric mean. When the
-// rounds' log ratios are close to normal, as pglens-bench's are (README, "Benchmarks"), the mean
-// uses them better than the median does: its interval is about 1.25 times narrower for the same
-// rounds.
-Interval geometric_mean_interval(std::span<const double> ratios, double confidence = 0.90,
-                                 int resamples = 10000, std::uint64_t seed = 1);
+// A Student's t interval for the geometric mean: exp(mean ± t · s / √n) of the logs, s their
+// sample standard deviation. When the rounds' log ratios are close to normal, as pglens-bench's
+// are (README, "Benchmarks"), the mean uses them better than the median does; and t, unlike a
+// bootstrap of the mean, keeps its coverage with a dozen rounds. Fewer than two ratios give the
+// geometric mean for both ends.
+Interval geometric_mean_interval(std::span<const double> ratios, double confidence = 0.90);
 
 }  // namespace pglens::bench

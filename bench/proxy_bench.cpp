@@ -204,7 +204,7 @@ int run_proxy(const ProxyOptions& o) {
   if (max_conn < needed)
     throw BenchError("the server allows " + std::to_string(max_conn) +
                      " connections; this run needs about " + std::to_string(needed) +
-                     " (--clients " + std::to_string(max_clients) + " direct, plus the pools)");
+                     " (--clients " + std::to_string(max_clients) + ", plus the pools)");
 
   // Scratch directory: logs, PgBouncer's ini and userlist (readable by the user it runs as).
   char tmpl[] = "/tmp/pglens-bench-XXXXXX";
@@ -454,7 +454,8 @@ int run_proxy(const ProxyOptions& o) {
       if (!pair.first || !pair.second) continue;
       double num = cpu ? pair.first->cpu_us_per_txn() : pair.first->tps;
       double den = cpu ? pair.second->cpu_us_per_txn() : pair.second->tps;
-      if (den > 0) ratios.values.push_back(num / den);
+      // Both measured: a zero (a run too short for one CPU tick) has no place on a log scale.
+      if (num > 0 && den > 0) ratios.values.push_back(num / den);
     }
     return ratios;
   };
@@ -573,6 +574,7 @@ int run_proxy(const ProxyOptions& o) {
              t.process && t.key != "pgbouncer" ? opt(ratio(me, bouncer)) : nlohmann::json()},
             {"cpu_vs_pgbouncer", t.key != "pgbouncer" ? opt(cpu_ratio) : nlohmann::json()},
         });
+        if (!o.direct) results.back().erase("tps_vs_direct");
       }
     }
   }

@@ -175,7 +175,8 @@ assert len(ratios) == 2 and all(r > 0 for r in ratios), c
 mean = math.exp(sum(map(math.log, ratios)) / 2)
 assert abs(c["per_round_geometric_mean"] - mean) < 1e-9, c
 low, high = c["per_round_geometric_mean_interval90"]
-assert min(ratios) <= low <= mean <= high <= max(ratios), c
+assert 0 < low <= mean <= high, c  # Student's t with one degree of freedom: wide
+assert not any("tps_vs_direct" in r for r in doc["results"]), doc["results"]
 assert any("geometric mean" in s for s in doc["summary"]), doc["summary"]
 print(f"proxy --no-direct: ratios {ratios}, geometric mean {mean:.3f}")
 PY

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <boost/math/distributions/normal.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -154,25 +156,40 @@ TEST(GeometricMean, IsTheMeanOnTheLogScale) {
   EXPECT_EQ(geometric_mean(none), 0);
 }
 
-TEST(GeometricMeanInterval, BracketsTheMeanIsReproducibleAndNarrowerThanTheMedians) {
-  // Log ratios spread like pglens-bench's rounds: symmetric, a few percent wide.
-  std::vector<double> v;
-  for (int i = 0; i < 40; ++i) v.push_back(std::exp(0.07 * std::sin(i * 2.399) - 0.02));
-  auto a = geometric_mean_interval(v);
-  auto b = geometric_mean_interval(v);
-  EXPECT_EQ(a.low, b.low);
-  EXPECT_EQ(a.high, b.high);
-  double g = geometric_mean(v);
-  EXPECT_LT(a.low, g);
-  EXPECT_GT(a.high, g);
-  auto m = median_interval(v);
-  EXPECT_LT(a.high - a.low, m.high - m.low);
+TEST(GeometricMeanInterval, IsStudentsTOnTheLogs) {
+  // Logs -1, 0, 1: mean 0, sample standard deviation 1, t(0.95; 2 degrees) = 2.919986.
+  std::vector<double> v = {std::exp(-1.0), 1.0, std::exp(1.0)};
+  auto ci = geometric_mean_interval(v);
+  double half = 2.919986 / std::sqrt(3.0);
+  EXPECT_NEAR(std::log(ci.low), -half, 1e-5);
+  EXPECT_NEAR(std::log(ci.high), half, 1e-5);
   std::vector<double> one = {0.97};
   auto o = geometric_mean_interval(one);
   EXPECT_DOUBLE_EQ(o.low, 0.97);
   EXPECT_DOUBLE_EQ(o.high, 0.97);
   std::vector<double> none;
   EXPECT_EQ(geometric_mean_interval(none).high, 0);
+}
+
+TEST(GeometricMeanInterval, NarrowerThanTheMediansOnNormalLogRatios) {
+  // 40 rounds whose log ratios are spread as a normal sample is (its quantiles), as the proxy
+  // bench's are: 7% standard deviation around 0.98.
+  boost::math::normal normal(std::log(0.98), 0.07);
+  std::vector<double> v;
+  for (int i = 0; i < 40; ++i) v.push_back(std::exp(boost::math::quantile(normal, (i + 0.5) / 40)));
+  // Interleaved, as rounds come: the bootstrap's draws do not depend on the order anyway.
+  std::rotate(v.begin(), v.begin() + 13, v.end());
+  auto mean = geometric_mean_interval(v), median = median_interval(v);
+  double g = geometric_mean(v);
+  EXPECT_NEAR(g, 0.98, 1e-3);
+  EXPECT_LT(mean.low, g);
+  EXPECT_GT(mean.high, g);
+  EXPECT_LT(mean.high - mean.low, median.high - median.low);
+  // More rounds of the same spread: narrower.
+  std::vector<double> more;
+  for (int k = 0; k < 4; ++k) more.insert(more.end(), v.begin(), v.end());
+  auto m4 = geometric_mean_interval(more);
+  EXPECT_LT(m4.high - m4.low, (mean.high - mean.low) * 0.6);
 }
 
 }  // namespace

@@ -92,10 +92,32 @@ TEST(BindValues, MalformedBindsCaptureNothing) {
   pp::Bytes complete(rest.begin(), rest.begin() + values_end);
   EXPECT_TRUE(capture_bind_values(complete, captured));
   pp::Bytes hostile = {0xff, 0xff, 0, 1};  // 65,535 format codes announced, none there
+  captured = "left over";
   EXPECT_FALSE(capture_bind_values(hostile, captured));
+  EXPECT_TRUE(captured.empty());
+  pp::Bytes huge = {0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff, 'x'};  // a 2 GB value, one byte there
+  captured = "left over";
+  EXPECT_FALSE(capture_bind_values(huge, captured));
+  EXPECT_TRUE(captured.empty());
   Values out = {"stale"};
   decode_bind_values("", out);
   EXPECT_TRUE(out.empty());
+}
+
+TEST(BindValues, AnyNegativeLengthIsNull) {
+  // Zero format codes, three values: lengths -1, -5 and INT32_MIN, no bytes after any.
+  pp::Bytes rest = {0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb, 0x80, 0, 0, 0};
+  std::string captured;
+  ASSERT_TRUE(capture_bind_values(rest, captured));
+  Values out;
+  decode_bind_values(captured, out);
+  EXPECT_EQ(out, (Values{std::nullopt, std::nullopt, std::nullopt}));
+  // The same with a long value among them, so the values are cut and written again.
+  pp::Bytes cut = {0, 0, 0, 2, 0x80, 0, 0, 0, 0, 0, 0, 200};
+  cut.resize(cut.size() + 200, 'v');
+  ASSERT_TRUE(capture_bind_values(cut, captured));
+  decode_bind_values(captured, out);
+  EXPECT_EQ(out, (Values{std::nullopt, std::string(kMaxParameterBytes, 'v')}));
 }
 
 TEST(BindValues, DecodingReusesTheStringsAndKeepsNothingOfTheLastValues) {
