@@ -122,17 +122,22 @@ class TrackerTest : public ::testing::Test {
     EXPECT_FALSE(events[0].pipelined);
   }
 
-  // The values of `bind` (of the unnamed statement), as the event of its Execute carries them.
-  std::vector<std::optional<std::string>> parameters_of(const pp::Bind& bind) {
+  // Parse of "SELECT $1", the Bind message `bind_body`, Execute and Sync, all unnamed.
+  void send_with_bind(const pp::Bytes& bind_body) {
     events.clear();
     tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
     ledger.push('P');
-    tracker.on_bind(encoded_body(bind));
+    tracker.on_bind(bind_body);
     ledger.push('B');
     ledger.push('E', RequestLedger::Handling::Pass, {},
                 tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
     tracker.on_sync();
     ledger.push('S');
+  }
+
+  // The values of `bind` (of the unnamed statement), as the event of its Execute carries them.
+  std::vector<std::optional<std::string>> parameters_of(const pp::Bind& bind) {
+    send_with_bind(encoded_body(bind));
     receive('1');
     receive('2');
     complete("SELECT 1");
@@ -225,15 +230,7 @@ TEST_F(TrackerTest, ATruncatedBindRejectedByTheServerLeavesTheNextBatchTracked) 
   bind.params.emplace_back(pp::Bytes{'4', '2'});
   auto body = encoded_body(bind);
   body.resize(body.size() - 4);  // cut into the value
-  events.clear();
-  tracker.on_parse(encoded_body(pp::Parse{"", "SELECT $1", {}}));
-  ledger.push('P');
-  tracker.on_bind(body);
-  ledger.push('B');
-  ledger.push('E', RequestLedger::Handling::Pass, {},
-              tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
-  tracker.on_sync();
-  ledger.push('S');
+  send_with_bind(body);
   receive('1');
   receive('E', encoded_body(pp::make_error("08P01", "bad bind")));  // the Bind's: no Execute ran
   receive('Z', {'I'});
