@@ -47,36 +47,23 @@ std::size_t order_for(int round, std::size_t group, std::size_t groups, std::siz
   return (r + group) % orders;
 }
 
-namespace {
-
-// The middle `confidence` of `statistic` over `resamples` resamples of `values`, drawn with
-// replacement from a seeded mt19937_64 (its numbers taken modulo the count, which every standard
-// library computes alike).
-template <typename Statistic>
-Interval bootstrap_interval(std::span<const double> values, double confidence, int resamples,
-                            std::uint64_t seed, Statistic statistic) {
-  if (values.empty()) return {};
-  std::mt19937_64 random(seed);
-  std::vector<double> estimates, draw(values.size());
-  estimates.reserve(static_cast<std::size_t>(std::max(resamples, 1)));
-  for (int i = 0; i < std::max(resamples, 1); ++i) {
-    for (auto& d : draw) d = values[random() % values.size()];
-    estimates.push_back(statistic(draw));
-  }
-  std::sort(estimates.begin(), estimates.end());
-  double tail = (1 - std::clamp(confidence, 0.0, 1.0)) / 2;
-  auto at = [&](double q) {
-    auto i = static_cast<std::size_t>(std::llround(q * static_cast<double>(estimates.size() - 1)));
-    return estimates[std::min(i, estimates.size() - 1)];
-  };
-  return {at(tail), at(1 - tail)};
-}
-
-}  // namespace
-
 Interval median_interval(std::span<const double> values, double confidence, int resamples,
                          std::uint64_t seed) {
-  return bootstrap_interval(values, confidence, resamples, seed, median_of);
+  if (values.empty()) return {};
+  std::mt19937_64 random(seed);
+  std::vector<double> medians, draw(values.size());
+  medians.reserve(static_cast<std::size_t>(std::max(resamples, 1)));
+  for (int i = 0; i < std::max(resamples, 1); ++i) {
+    for (auto& d : draw) d = values[random() % values.size()];
+    medians.push_back(median_of(draw));
+  }
+  std::sort(medians.begin(), medians.end());
+  double tail = (1 - std::clamp(confidence, 0.0, 1.0)) / 2;
+  auto at = [&](double q) {
+    auto i = static_cast<std::size_t>(std::llround(q * static_cast<double>(medians.size() - 1)));
+    return medians[std::min(i, medians.size() - 1)];
+  };
+  return {at(tail), at(1 - tail)};
 }
 
 double geometric_mean(std::span<const double> ratios) {
