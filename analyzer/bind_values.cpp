@@ -3,17 +3,15 @@
 #include <algorithm>
 
 #include "analyzer/event.hpp"
+#include "proxy/protocol/bytes.hpp"
 
 namespace pglens::analyzer {
 
 namespace {
 
-std::size_t load_u16(const std::uint8_t* p) {
-  return static_cast<std::size_t>((p[0] << 8) | p[1]);
-}
-std::int32_t load_i32(const std::uint8_t* p) {
-  return static_cast<std::int32_t>((std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
-                                   (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]});
+// Counts are unsigned 16 bits on the wire.
+std::size_t read_count(protocol::Reader& in) {
+  return static_cast<std::uint16_t>(in.i16());
 }
 void put_u16(std::string& out, std::size_t v) {
   out.push_back(static_cast<char>((v >> 8) & 0xff));
@@ -24,54 +22,49 @@ void put_i32(std::string& out, std::int32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8)
     out.push_back(static_cast<char>((u >> shift) & 0xff));
 }
-void append(std::string& out, const std::uint8_t* p, std::size_t n) {
-  out.append(reinterpret_cast<const char*>(p), n);
+void append(std::string& out, protocol::ByteView bytes) {
+  out.append(protocol::as_chars(bytes));
 }
 
 }  // namespace
 
-bool capture_bind_values(std::span<const std::uint8_t> in, std::string& captured) {
+bool capture_bind_values(std::span<const std::uint8_t> rest, std::string& captured) {
   captured.clear();
-  const std::uint8_t* p = in.data();
-  if (in.size() < 2) return false;
-  std::size_t formats = load_u16(p);
-  std::size_t values_at = 2 + 2 * formats;
-  if (in.size() < values_at + 2) return false;
-  std::size_t values = load_u16(p + values_at);
+  protocol::Reader in(rest);
+  std::size_t formats = read_count(in);
+  in.bytes(2 * formats);
+  std::size_t values = read_count(in);
+  std::size_t values_at = rest.size() - in.remaining();
   std::size_t kept = std::min(values, kMaxParameters);
   // Walk the kept values: where they end, and whether they already fit the bounds.
   bool as_is = kept == values && formats <= kMaxParameters;
-  std::size_t at = values_at + 2;
-  for (std::size_t i = 0; i < kept; ++i) {
-    if (in.size() - at < 4) return false;
-    std::int32_t len = load_i32(p + at);
-    at += 4;
+  for (std::size_t i = 0; i < kept && !in.failed(); ++i) {
+    std::int32_t len = in.i32();
     if (len <= 0) continue;  // NULL (-1) or empty
-    if (static_cast<std::size_t>(len) > in.size() - at) return false;
     if (static_cast<std::size_t>(len) > kMaxParameterBytes) as_is = false;
-    at += static_cast<std::size_t>(len);
+    in.bytes(static_cast<std::size_t>(len));
   }
+  if (in.failed()) return false;
   if (as_is) {  // the usual case
-    append(captured, p, at);
+    append(captured, rest.first(rest.size() - in.remaining()));
     return true;
   }
   // Cut to the bounds: one format code stands for every value, more are kept one per value.
   std::size_t kept_formats = formats == 1 ? 1 : std::min(formats, kMaxParameters);
   put_u16(captured, kept_formats);
-  append(captured, p + 2, 2 * kept_formats);
+  append(captured, rest.subspan(2, 2 * kept_formats));
   put_u16(captured, kept);
-  at = values_at + 2;
+  protocol::Reader again(rest.subspan(values_at));
   for (std::size_t i = 0; i < kept; ++i) {
-    std::int32_t len = load_i32(p + at);
-    at += 4;
+    std::int32_t len = again.i32();
     if (len < 0) {
       put_i32(captured, -1);
       continue;
     }
-    auto n = std::min(static_cast<std::size_t>(len), kMaxParameterBytes);
+    auto value = again.bytes(static_cast<std::size_t>(len));
+    auto n = std::min(value.size(), kMaxParameterBytes);
     put_i32(captured, static_cast<std::int32_t>(n));
-    append(captured, p + at, n);
-    at += static_cast<std::size_t>(len);
+    append(captured, value.first(n));
   }
   return true;
 }
@@ -79,42 +72,36 @@ bool capture_bind_values(std::span<const std::uint8_t> in, std::string& captured
 void decode_bind_values(std::string_view captured,
                         std::vector<std::optional<std::string>>& parameters) {
   static constexpr char kHex[] = "0123456789abcdef";
-  const auto* p = reinterpret_cast<const std::uint8_t*>(captured.data());
-  std::size_t size = captured.size();
-  // Written by capture_bind_values in this process; checked all the same.
-  std::size_t formats = size < 2 ? 0 : load_u16(p);
-  std::size_t values_at = 2 + 2 * formats;
-  if (size < values_at + 2) {
-    parameters.clear();
-    return;
-  }
+  // Written by capture_bind_values in this process; read with the same checks all the same.
+  protocol::Reader in(protocol::as_bytes(captured));
+  std::size_t formats = read_count(in);
+  protocol::ByteView codes = in.bytes(2 * formats);
+  std::size_t values = std::min(read_count(in), kMaxParameters);
+  if (in.failed()) values = 0;
   auto binary = [&](std::size_t i) {
-    std::size_t code_at = formats == 1 ? 2 : 2 + 2 * i;
-    return (formats == 1 || i < formats) && load_u16(p + code_at) == 1;
+    if (formats == 1) i = 0;
+    return i < formats && codes[2 * i] == 0 && codes[2 * i + 1] == 1;
   };
-  std::size_t values = std::min(load_u16(p + values_at), kMaxParameters);
   parameters.resize(values);
-  std::size_t at = values_at + 2, i = 0;
-  for (; i < values && size - at >= 4; ++i) {
-    std::int32_t len = load_i32(p + at);
-    at += 4;
+  std::size_t i = 0;
+  for (; i < values; ++i) {
+    std::int32_t len = in.i32();
+    auto bytes = len < 0 ? protocol::ByteView{} : in.bytes(static_cast<std::size_t>(len));
+    if (in.failed()) break;
     auto& value = parameters[i];
     if (len < 0) {
       value.reset();
       continue;
     }
-    auto n = std::min(static_cast<std::size_t>(len), size - at);
-    const std::uint8_t* bytes = p + at;
-    at += n;
     if (!value) value.emplace();
     if (!binary(i)) {
-      value->assign(reinterpret_cast<const char*>(bytes), std::min(n, kMaxParameterBytes));
+      value->assign(protocol::as_chars(bytes.first(std::min(bytes.size(), kMaxParameterBytes))));
       continue;
     }
     value->assign("\\x");
-    for (std::size_t b = 0; b < std::min(n, kMaxParameterBytes / 2); ++b) {
-      value->push_back(kHex[bytes[b] >> 4]);
-      value->push_back(kHex[bytes[b] & 15]);
+    for (auto b : bytes.first(std::min(bytes.size(), kMaxParameterBytes / 2))) {
+      value->push_back(kHex[b >> 4]);
+      value->push_back(kHex[b & 15]);
     }
   }
   parameters.resize(i);
