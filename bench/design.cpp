@@ -86,4 +86,15 @@ Interval geometric_mean_interval(std::span<const double> ratios, double confiden
   return {std::exp(mean - half), std::exp(mean + half)};
 }
 
+std::string judge_at_least(std::span<const double> ratios, double bound) {
+  // An interval needs some rounds to mean anything.
+  if (ratios.size() < 10) return "too few rounds to settle it, 10 or more";
+  auto ci = geometric_mean_interval(ratios);
+  if (ci.low >= bound) return "met, the geometric mean's 90% interval is at or above it";
+  if (ci.high < bound) return "missed, the geometric mean's 90% interval is below it";
+  return std::string("not settled by this run: the geometric mean is ") +
+         (geometric_mean(ratios) >= bound ? "at or above it" : "below it") +
+         ", and its 90% interval spans it";
+}
+
 }  // namespace pglens::bench

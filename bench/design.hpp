@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace pglens::bench {
@@ -46,5 +47,11 @@ double geometric_mean(std::span<const double> ratios);
 // bootstrap of the mean, keeps its coverage with a dozen rounds. Fewer than two ratios give the
 // geometric mean for both ends.
 Interval geometric_mean_interval(std::span<const double> ratios, double confidence = 0.90);
+
+// What one run says of a target "ratio at least `bound`", judged on the geometric mean of its
+// round ratios and that mean's 90% interval, in words for the summary: met or missed when the
+// interval lies on one side of the bound; otherwise which side the geometric mean itself falls on,
+// and that the run's noise spans the bound. Fewer than 10 rounds are too few to say.
+std::string judge_at_least(std::span<const double> ratios, double bound);
 
 }  // namespace pglens::bench

@@ -192,5 +192,27 @@ TEST(GeometricMeanInterval, NarrowerThanTheMediansOnNormalLogRatios) {
   EXPECT_LT(m4.high - m4.low, (mean.high - mean.low) * 0.6);
 }
 
+TEST(JudgeAtLeast, SaysWhichSideTheIntervalAndTheMeanFallOn) {
+  auto rounds = [](double center, double spread) {
+    std::vector<double> v;
+    for (int i = 0; i < 20; ++i) v.push_back(center * (i % 2 == 0 ? 1 + spread : 1 / (1 + spread)));
+    return v;
+  };
+  // Geometric mean 0.99, 1% either way, 20 rounds: the interval is about ±0.4%.
+  EXPECT_EQ(judge_at_least(rounds(0.99, 0.01), 0.97),
+            "met, the geometric mean's 90% interval is at or above it");
+  EXPECT_EQ(judge_at_least(rounds(0.95, 0.01), 0.97),
+            "missed, the geometric mean's 90% interval is below it");
+  // 8% either way: the interval is about ±3%, so it spans the bound from either side.
+  EXPECT_EQ(judge_at_least(rounds(0.975, 0.08), 0.97),
+            "not settled by this run: the geometric mean is at or above it, and its 90% interval "
+            "spans it");
+  EXPECT_EQ(judge_at_least(rounds(0.965, 0.08), 0.97),
+            "not settled by this run: the geometric mean is below it, and its 90% interval spans "
+            "it");
+  EXPECT_EQ(judge_at_least(std::vector<double>(9, 1.5), 0.97),
+            "too few rounds to settle it, 10 or more");
+}
+
 }  // namespace
 }  // namespace pglens::bench
