@@ -9,10 +9,6 @@ namespace pglens::analyzer {
 
 namespace {
 
-// Counts are unsigned 16 bits on the wire.
-std::size_t read_count(protocol::Reader& in) {
-  return static_cast<std::uint16_t>(in.i16());
-}
 void put_u16(std::string& out, std::size_t v) {
   out.push_back(static_cast<char>((v >> 8) & 0xff));
   out.push_back(static_cast<char>(v & 0xff));
@@ -31,9 +27,10 @@ void append(std::string& out, protocol::ByteView bytes) {
 bool capture_bind_values(std::span<const std::uint8_t> rest, std::string& captured) {
   captured.clear();
   protocol::Reader in(rest);
-  std::size_t formats = read_count(in);
+  // Format codes take 2 bytes each, values at least 4 (their length).
+  std::size_t formats = in.count16(2);
   in.bytes(2 * formats);
-  std::size_t values = read_count(in);
+  std::size_t values = in.count16(4);
   std::size_t values_at = rest.size() - in.remaining();
   std::size_t kept = std::min(values, kMaxParameters);
   // Walk the kept values: where they end, and whether they already fit the bounds.
@@ -74,9 +71,9 @@ void decode_bind_values(std::string_view captured,
   static constexpr char kHex[] = "0123456789abcdef";
   // Written by capture_bind_values in this process; read with the same checks all the same.
   protocol::Reader in(protocol::as_bytes(captured));
-  std::size_t formats = read_count(in);
+  std::size_t formats = in.count16(2);
   protocol::ByteView codes = in.bytes(2 * formats);
-  std::size_t values = std::min(read_count(in), kMaxParameters);
+  std::size_t values = std::min(in.count16(4), kMaxParameters);
   if (in.failed()) values = 0;
   auto binary = [&](std::size_t i) {
     if (formats == 1) i = 0;
