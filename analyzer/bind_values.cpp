@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "analyzer/event.hpp"
-#include "proxy/protocol/bytes.hpp"
+#include "protocol/bytes.hpp"
 
 namespace pglens::analyzer {
 

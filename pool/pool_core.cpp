@@ -1,5 +1,7 @@
 #include "pool/pool_core.hpp"
 
+#include "pool/pool_mode.hpp"
+
 #include <algorithm>
 
 namespace pglens::pool {
@@ -315,6 +317,25 @@ bool PoolCore::is_overflow(ConnId conn) const {
   if (it == conns_.end()) return false;
   // conns_ is ordered by id, which is creation order.
   return std::distance(conns_.begin(), it) >= settings_.pool_size;
+}
+
+std::string_view to_string(PoolMode mode) {
+  switch (mode) {
+    case PoolMode::Session:
+      return "session";
+    case PoolMode::Transaction:
+      return "transaction";
+    case PoolMode::Statement:
+      return "statement";
+  }
+  return "?";
+}
+
+std::optional<PoolMode> parse_pool_mode(std::string_view text) {
+  if (text == "session") return PoolMode::Session;
+  if (text == "transaction") return PoolMode::Transaction;
+  if (text == "statement") return PoolMode::Statement;
+  return std::nullopt;
 }
 
 }  // namespace pglens::pool

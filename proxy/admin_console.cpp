@@ -14,6 +14,7 @@
 #include <span>
 #include <sstream>
 
+#include "config/config_keys.hpp"
 #include "proxy/proxy_server.hpp"
 
 namespace pglens::proxy {
@@ -196,11 +197,6 @@ std::string timestamp(std::int64_t us) {
   return buf;
 }
 
-std::string host_port(const std::string& host, std::uint16_t port) {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-         std::to_string(port);
-}
-
 // One consistent look at who is connected, taken once per command.
 struct ClientView {
   std::shared_ptr<const ClientInfo> info;
@@ -212,7 +208,7 @@ struct ClientView {
 };
 
 struct Snapshot {
-  std::shared_ptr<const Config> config;
+  std::shared_ptr<const config::Config> config;
   std::vector<std::shared_ptr<ServerPool>> pools;
   std::vector<ClientView> clients;  // logged in (their user and database are set)
   int login_clients = 0;
@@ -402,7 +398,7 @@ std::map<std::string, Row> database_rows(ProxyServer& server, const Snapshot& s)
   for (const auto& pool : s.pools) connections[pool->key().database] += pool->counts().total();
   std::map<std::string, Row> rows;
   int paused = server.paused() ? 1 : 0;
-  auto add = [&](const std::string& name, const DatabaseRoute& route) {
+  auto add = [&](const std::string& name, const config::DatabaseRoute& route) {
     const auto& up = route.upstream;
     auto settings = s.config->pool_settings_for(route);
     // As ProxyServer::pool_for: the URL's user is used only with the URL's database.
@@ -477,87 +473,13 @@ Bytes show_lists(ProxyServer& server) {
   return table(kListsColumns, rows);
 }
 
-std::string seconds(pool::Duration d) {
-  return fmt::format("{:g}", std::chrono::duration<double>(d).count());
-}
-
 Bytes show_config(ProxyServer& server) {
-  auto config = server.config();
-  const Config defaults;
-  auto join = [](const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-    return out;
-  };
-  struct Key {
-    std::string_view name;
-    std::function<std::string(const Config&)> value;
-    bool changeable;  // takes effect on RELOAD
-  };
-  // The keys of pglens.example.toml, in its order. listen, threads, http, the analyzer's and the
-  // rules' are bound at start; a changed upstream reaches only pools created after the reload.
-  const Key keys[] = {
-      {"listen", [](const Config& c) { return host_port(c.listen_host, c.listen_port); }, false},
-      {"upstream", [](const Config& c) { return c.upstream.display(); }, false},
-      {"threads", [](const Config& c) { return std::to_string(c.threads); }, false},
-      {"pool_mode", [](const Config& c) { return std::string(to_string(c.pool_mode)); }, true},
-      {"pool_size", [](const Config& c) { return std::to_string(c.pool.pool_size); }, true},
-      {"min_pool_size", [](const Config& c) { return std::to_string(c.pool.min_pool_size); }, true},
-      {"max_overflow", [](const Config& c) { return std::to_string(c.pool.max_overflow); }, true},
-      {"pool_timeout", [](const Config& c) { return seconds(c.pool.pool_timeout); }, true},
-      {"pool_recycle",
-       [](const Config& c) {
-         return c.pool.pool_recycle == pool::Duration::zero() ? std::string("-1")
-                                                              : seconds(c.pool.pool_recycle);
-       },
-       true},
-      {"pool_pre_ping",
-       [](const Config& c) { return std::string(c.pool.pool_pre_ping ? "true" : "false"); }, true},
-      {"server_check_delay", [](const Config& c) { return seconds(c.pool.server_check_delay); },
-       true},
-      {"overflow_idle_timeout",
-       [](const Config& c) { return seconds(c.pool.overflow_idle_timeout); }, true},
-      {"server_idle_timeout", [](const Config& c) { return seconds(c.pool.server_idle_timeout); },
-       true},
-      {"server_connect_timeout", [](const Config& c) { return seconds(c.server_connect_timeout); },
-       true},
-      {"client_login_timeout", [](const Config& c) { return seconds(c.client_login_timeout); },
-       true},
-      {"server_reset_query", [](const Config& c) { return c.server_reset_query; }, true},
-      {"max_client_conn", [](const Config& c) { return std::to_string(c.max_client_conn); }, true},
-      {"max_prepared_statements",
-       [](const Config& c) { return std::to_string(c.max_prepared_statements); }, false},
-      {"auth_type", [](const Config& c) { return std::string(to_string(c.auth_type)); }, true},
-      {"auth_file", [](const Config& c) { return c.auth_file; }, true},
-      {"admin_users", [&](const Config& c) { return join(c.admin_users); }, true},
-      {"http", [](const Config& c) { return c.http_listen; }, false},
-      {"analysis", [](const Config& c) { return std::string(c.analysis ? "true" : "false"); },
-       false},
-      {"analysis_queue_size", [](const Config& c) { return std::to_string(c.analysis_queue_size); },
-       false},
-      {"max_fingerprints", [](const Config& c) { return std::to_string(c.max_fingerprints); },
-       false},
-      {"fingerprint_top_k", [](const Config& c) { return std::to_string(c.fingerprint_top_k); },
-       false},
-      {"n_plus_one_min", [](const Config& c) { return std::to_string(c.rules.n_plus_one_min); },
-       false},
-      {"row_by_row_min", [](const Config& c) { return std::to_string(c.rules.row_by_row_min); },
-       false},
-      {"index_min_calls", [](const Config& c) { return std::to_string(c.rules.index_min_calls); },
-       false},
-      {"index_min_total_ms",
-       [](const Config& c) { return fmt::format("{:g}", c.rules.index_min_total_ms); }, false},
-      {"index_min_rows",
-       [](const Config& c) { return fmt::format("{:g}", c.rules.index_min_rows); }, false},
-      {"index_use_hypopg",
-       [](const Config& c) { return std::string(c.rules.index_use_hypopg ? "true" : "false"); },
-       false},
-      {"log_level", [](const Config& c) { return c.log_level; }, true},
-  };
+  auto current = server.config();
+  const config::Config defaults;
   std::vector<Row> rows;
-  for (const auto& k : keys)
-    rows.push_back(Row{text(k.name), text(k.value(*config)), text(k.value(defaults)),
-                       text(k.changeable ? "yes" : "no")});
+  for (const auto& key : config::config_keys())
+    rows.push_back(Row{text(key.name), text(key.show(*current)), text(key.show(defaults)),
+                       text(key.reloadable ? "yes" : "no")});
   return table(kConfigColumns, rows);
 }
 

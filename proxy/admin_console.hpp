@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/protocol/messages.hpp"
+#include "protocol/messages.hpp"
 
 namespace pglens::proxy {
 

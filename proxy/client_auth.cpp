@@ -2,7 +2,7 @@
 
 #include <openssl/rand.h>
 
-#include "proxy/auth/userlist.hpp"
+#include "auth/userlist.hpp"
 
 namespace pglens::proxy {
 
@@ -94,13 +94,13 @@ awaitable<ClientAuthResult> scram_exchange(tcp::socket& client, const auth::User
 }
 }  // namespace
 
-awaitable<ClientAuthResult> authenticate_client(tcp::socket& client, const Config& config,
+awaitable<ClientAuthResult> authenticate_client(tcp::socket& client, const config::Config& config,
                                                 const std::string& user) {
-  if (config.auth_type == AuthType::Trust) co_return accepted();
+  if (config.auth_type == auth::AuthType::Trust) co_return accepted();
   const auth::UserSecret* secret = config.userlist ? config.userlist->find(user) : nullptr;
   // As PostgreSQL: a password stored as MD5 cannot do SCRAM, so such a user is asked for MD5.
-  bool use_md5 =
-      config.auth_type == AuthType::Md5 || (secret && secret->kind == auth::UserSecret::Kind::Md5);
+  bool use_md5 = config.auth_type == auth::AuthType::Md5 ||
+                 (secret && secret->kind == auth::UserSecret::Kind::Md5);
   if (use_md5 && secret && secret->kind == auth::UserSecret::Kind::Scram) use_md5 = false;
   // (Two statements: GCC 12 miscompiles co_await inside a conditional expression.)
   if (use_md5) co_return co_await md5_exchange(client, secret, user);

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "proxy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/net.hpp"
 
 namespace pglens::proxy {
@@ -16,7 +16,7 @@ struct ClientAuthResult {
 
 // Runs the exchange auth_type asks for on a client that sent its startup packet. On failure the
 // caller sends the error.
-awaitable<ClientAuthResult> authenticate_client(tcp::socket& client, const Config& config,
+awaitable<ClientAuthResult> authenticate_client(tcp::socket& client, const config::Config& config,
                                                 const std::string& user);
 
 }  // namespace pglens::proxy

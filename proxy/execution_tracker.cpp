@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "analyzer/bind_values.hpp"
-#include "proxy/protocol/messages.hpp"
+#include "protocol/messages.hpp"
 
 namespace pglens::proxy {
 

@@ -14,7 +14,7 @@
 #include "analyzer/event.hpp"
 #include "analyzer/event_batch.hpp"
 #include "analyzer/event_queue.hpp"
-#include "proxy/protocol/decoder.hpp"
+#include "protocol/decoder.hpp"
 #include "proxy/request_ledger.hpp"
 
 namespace pglens::proxy {

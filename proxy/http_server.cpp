@@ -96,7 +96,7 @@ HttpReply json_reply(unsigned status, const json& j) {
 HttpServer::HttpServer(ProxyServer& server) : server_(server), acceptor_(server.io()) {}
 
 void HttpServer::bind(const std::string& host_port) {
-  auto hp = parse_host_port(host_port);
+  auto hp = config::parse_host_port(host_port);
   if (!hp) throw std::runtime_error("--http: expected HOST:PORT, got \"" + host_port + "\"");
   try {
     tcp::resolver resolver(server_.io());

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "proxy/protocol/decoder.hpp"
-#include "proxy/protocol/messages.hpp"
+#include "protocol/decoder.hpp"
+#include "protocol/messages.hpp"
 
 namespace pglens::proxy {
 

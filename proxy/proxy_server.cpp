@@ -7,9 +7,9 @@
 
 namespace pglens::proxy {
 
-ProxyServer::ProxyServer(Config config, std::string config_path)
+ProxyServer::ProxyServer(config::Config config, std::string config_path)
     : config_path_(std::move(config_path)),
-      config_(std::make_shared<const Config>(std::move(config))),
+      config_(std::make_shared<const config::Config>(std::move(config))),
       io_threads_(std::max(1u, config_->threads)),
       io_(static_cast<int>(io_threads_)),
       acceptor_(io_),
@@ -43,7 +43,7 @@ ProxyServer::~ProxyServer() {
     if (t.joinable()) t.join();
 }
 
-std::shared_ptr<const Config> ProxyServer::config() const {
+std::shared_ptr<const config::Config> ProxyServer::config() const {
   std::lock_guard lock(config_mutex_);
   return config_;
 }
@@ -119,18 +119,18 @@ bool ProxyServer::reload(std::string* error) {
     if (error) *error = "pglens was started without --config: there is no file to re-read";
     return false;
   }
-  auto loaded = load_config_file(config_path_);
+  auto loaded = config::load_config_file(config_path_);
   if (!loaded.config) {
     if (error) *error = loaded.error.message();
     return false;
   }
   if (overrides_) overrides_(*loaded.config);
-  apply(std::make_shared<const Config>(std::move(*loaded.config)));
+  apply(std::make_shared<const config::Config>(std::move(*loaded.config)));
   spdlog::info("configuration reloaded from {}", config_path_);
   return true;
 }
 
-void ProxyServer::apply(std::shared_ptr<const Config> config) {
+void ProxyServer::apply(std::shared_ptr<const config::Config> config) {
   {
     std::lock_guard lock(config_mutex_);
     config_ = config;
@@ -149,8 +149,9 @@ awaitable<void> ProxyServer::wait_while_paused() {
   }
 }
 
-std::shared_ptr<ServerPool> ProxyServer::pool_for(const PoolKey& key, const DatabaseRoute& route,
-                                                  const Config& config) {
+std::shared_ptr<ServerPool> ProxyServer::pool_for(const PoolKey& key,
+                                                  const config::DatabaseRoute& route,
+                                                  const config::Config& config) {
   std::lock_guard lock(pools_mutex_);
   auto& pool = pools_[key];
   if (!pool) {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "analyzer/analyzer.hpp"
+#include "config/config.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_registry.hpp"
-#include "proxy/config.hpp"
 #include "proxy/http_server.hpp"
 #include "proxy/net.hpp"
 #include "proxy/server_pool.hpp"
@@ -23,7 +23,7 @@ namespace pglens::proxy {
 class ProxyServer {
  public:
   // config_path: re-read on SIGHUP and RELOAD; empty when the command line is all there is.
-  explicit ProxyServer(Config config, std::string config_path = {});
+  explicit ProxyServer(config::Config config, std::string config_path = {});
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
@@ -38,11 +38,11 @@ class ProxyServer {
   // Stops accepting; exits once no client holds a server connection (SHUTDOWN).
   void shutdown_gracefully();
 
-  std::shared_ptr<const Config> config() const;
+  std::shared_ptr<const config::Config> config() const;
   // Re-reads the config file; on error keeps the old config and says why.
   bool reload(std::string* error);
   // Overrides applied on top of the file at every (re)load: the command-line flags.
-  void set_reload_overrides(std::function<void(Config&)> overrides) {
+  void set_reload_overrides(std::function<void(config::Config&)> overrides) {
     overrides_ = std::move(overrides);
   }
 
@@ -66,8 +66,8 @@ class ProxyServer {
   // The bound --http port, 0 when HTTP is off.
   std::uint16_t http_port() const { return http_.port(); }
   ClientRegistry& clients() { return clients_; }
-  std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const DatabaseRoute& route,
-                                       const Config& config);
+  std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const config::DatabaseRoute& route,
+                                       const config::Config& config);
   std::vector<std::shared_ptr<ServerPool>> pools() const;
   std::uint16_t port() const { return bound_port_; }
   asio::io_context& io() { return io_; }
@@ -76,14 +76,14 @@ class ProxyServer {
  private:
   awaitable<void> accept_loop();
   awaitable<void> maintenance_loop();
-  void apply(std::shared_ptr<const Config> config);
+  void apply(std::shared_ptr<const config::Config> config);
   // libpq conninfo for pglens' own (catalog) connection to a database as a user.
   std::string catalog_conninfo(const std::string& database, const std::string& user) const;
 
   std::string config_path_;
-  std::function<void(Config&)> overrides_;
+  std::function<void(config::Config&)> overrides_;
   mutable std::mutex config_mutex_;
-  std::shared_ptr<const Config> config_;
+  std::shared_ptr<const config::Config> config_;
 
   // Declared before io_, so they outlive every session: a session's tracker pushes to the
   // analyzer's queue until its coroutine frame is destroyed with io_ (its session's end last).

@@ -4,7 +4,7 @@
 
 #include <atomic>
 
-#include "proxy/auth/scram.hpp"
+#include "auth/scram.hpp"
 
 namespace pglens::proxy {
 

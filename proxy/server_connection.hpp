@@ -7,15 +7,15 @@
 #include <utility>
 #include <vector>
 
+#include "config/upstream.hpp"
 #include "proxy/net.hpp"
 #include "proxy/prepared_statements.hpp"
-#include "proxy/upstream.hpp"
 
 namespace pglens::proxy {
 
 // Who to log in as, and with which startup parameters.
 struct ServerTarget {
-  Upstream upstream;
+  config::Upstream upstream;
   std::string user;
   std::string database;
   std::vector<std::pair<std::string, std::string>> params;  // without user and database

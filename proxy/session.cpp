@@ -232,7 +232,7 @@ class ClientSession {
     client_key_ = proxy_.cancels().add_client();
     registered_ = true;
     proxy_.cancels().set_target(client_key_, CancelTarget{server_->endpoint, server_->key});
-    if (mode_ != PoolMode::Session) detach();
+    if (mode_ != pool::PoolMode::Session) detach();
 
     Bytes out;
     protocol::Authentication{}.encode(out);
@@ -338,7 +338,7 @@ class ClientSession {
     if (!server_ || !pool_) co_return;
     bool clean =
         !server_dirty_ && status_ == 'I' && ledger_.empty() && !unsynced_ && server_at_boundary_;
-    if (clean && mode_ == PoolMode::Session && !config_->server_reset_query.empty()) {
+    if (clean && mode_ == pool::PoolMode::Session && !config_->server_reset_query.empty()) {
       Bytes out;
       protocol::Query{config_->server_reset_query}.encode(out);
       clean = co_await write_all(server_->socket, out);
@@ -405,7 +405,7 @@ class ClientSession {
       out.clear();
       // Session mode forwards what it read; the other modes rebuild the stream message by
       // message, since the server behind it changes between transactions.
-      std::size_t verbatim = mode_ == PoolMode::Session ? n : 0;
+      std::size_t verbatim = mode_ == pool::PoolMode::Session ? n : 0;
       while (!input.empty()) {
         auto r = decoder.next(input);
         if (r.status == DecodeStatus::Error) {
@@ -422,10 +422,10 @@ class ClientSession {
         if (f.kind == FrameKind::Message && f.type == 'X') {
           terminate = true;
           std::size_t through = before + r.consumed;  // Terminate is 5 bytes, its end is here
-          if (mode_ == PoolMode::Session) verbatim = through >= 5 ? through - 5 : 0;
+          if (mode_ == pool::PoolMode::Session) verbatim = through >= 5 ? through - 5 : 0;
           break;
         }
-        if (mode_ == PoolMode::Session) {
+        if (mode_ == pool::PoolMode::Session) {
           if (f.kind == FrameKind::Message) {
             note_request(f.type);
             auto tag = track_request(f);
@@ -447,7 +447,7 @@ class ClientSession {
           if (!co_await reply_ready()) co_return;
         }
       }
-      if (mode_ == PoolMode::Session) {
+      if (mode_ == pool::PoolMode::Session) {
         if (verbatim > 0 && !co_await write_all(server_->socket, {buffer.data(), verbatim})) {
           end("server closed connection");
           co_return;
@@ -785,7 +785,7 @@ class ClientSession {
       server_at_boundary_ = decoder.at_boundary();
       const Bytes& to_client = out;
       ByteView bytes =
-          mode_ == PoolMode::Session ? ByteView(buffer.data(), n) : ByteView(to_client);
+          mode_ == pool::PoolMode::Session ? ByteView(buffer.data(), n) : ByteView(to_client);
       if (!bytes.empty()) {
         pool_->traffic.bytes_sent += bytes.size();
         // write_all does the same, but awaiting it costs a coroutine frame per answer.
@@ -806,8 +806,8 @@ class ClientSession {
         end("transaction block in statement mode");
         co_return;
       }
-      if (mode_ != PoolMode::Session && server_at_boundary_ && ledger_.empty() && status_ == 'I' &&
-          !unsynced_ && !skip_until_sync_) {
+      if (mode_ != pool::PoolMode::Session && server_at_boundary_ && ledger_.empty() &&
+          status_ == 'I' && !unsynced_ && !skip_until_sync_) {
         detach();
       }
     }
@@ -817,7 +817,7 @@ class ClientSession {
   // False when the session must end (a transaction block in statement mode).
   bool on_server_frame(const protocol::Frame& f, Bytes& out) {
     if (f.kind == FrameKind::StreamChunk) {
-      if (mode_ != PoolMode::Session) out.insert(out.end(), f.data.begin(), f.data.end());
+      if (mode_ != pool::PoolMode::Session) out.insert(out.end(), f.data.begin(), f.data.end());
       return true;
     }
     auto outcome = ledger_.on_response(f.type);
@@ -834,7 +834,7 @@ class ClientSession {
           tracker_->on_ready(status_);
           if (ledger_.empty()) tracker_->on_all_answered();
         }
-        if (mode_ == PoolMode::Statement && status_ != 'I') return false;
+        if (mode_ == pool::PoolMode::Statement && status_ != 'I') return false;
       } else if (f.type == 'S') {
         // The client changed a parameter (SET application_name ...): it follows the client now.
         if (auto p = protocol::ParameterStatus::decode(f.data)) {
@@ -850,7 +850,7 @@ class ClientSession {
       }
     }
     for (const auto& name : ledger_.take_unprepared()) server_->statements.erase(name);
-    if (mode_ == PoolMode::Session) return true;
+    if (mode_ == pool::PoolMode::Session) return true;
     switch (outcome.verdict) {
       case RequestLedger::Verdict::Forward:
         if (f.kind == FrameKind::StreamStart)
@@ -948,13 +948,13 @@ class ClientSession {
   tcp::socket client_;
   ProxyServer& proxy_;
   std::uint64_t id_;
-  std::shared_ptr<const Config> config_;
+  std::shared_ptr<const config::Config> config_;
   std::shared_ptr<ClientInfo> info_;
   std::string peer_;
   std::string reason_;  // why the session ended; empty while it runs
   bool ended_ = false;
   Bytes startup_buffer_;
-  PoolMode mode_ = PoolMode::Session;
+  pool::PoolMode mode_ = pool::PoolMode::Session;
   std::shared_ptr<ServerPool> pool_;
   std::unique_ptr<ServerConnection> server_;
   Parking attached_;              // woken when a server connection is attached

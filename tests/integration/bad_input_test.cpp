@@ -5,8 +5,8 @@
 #include <chrono>
 #include <thread>
 
-#include "proxy/protocol/decoder.hpp"
-#include "proxy/protocol/messages.hpp"
+#include "protocol/decoder.hpp"
+#include "protocol/messages.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace pglens::test {

@@ -29,8 +29,8 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/protocol/decoder.hpp"
-#include "proxy/protocol/messages.hpp"
+#include "protocol/decoder.hpp"
+#include "protocol/messages.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace pglens::test {

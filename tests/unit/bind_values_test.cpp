@@ -5,7 +5,7 @@
 
 #include "analyzer/event.hpp"
 #include "analyzer/event_batch.hpp"
-#include "proxy/protocol/messages.hpp"
+#include "protocol/messages.hpp"
 
 namespace pglens::analyzer {
 namespace {

@@ -1,13 +1,19 @@
-#include "proxy/config.hpp"
+#include "config/config.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "config/command_line.hpp"
+#include "config/config_keys.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
-namespace pglens::proxy {
+namespace pglens::config {
 namespace {
 
 using namespace std::chrono_literals;
@@ -394,65 +400,104 @@ const fs::path kExample = fs::path(PGLENS_SOURCE_DIR) / "pglens.example.toml";
 
 // The example documents the defaults: loading it must give exactly what Config{} holds, so a
 // changed default that the example does not follow fails here.
-TEST(Config, ExampleFileLoadsAndStatesTheDefaults) {
-  auto load = load_config_file(kExample.string());
-  ASSERT_TRUE(load.config) << load.error.message();
-  const Config& c = *load.config;
-  const Config d;
-  EXPECT_EQ(c.listen_host, d.listen_host);
-  EXPECT_EQ(c.listen_port, d.listen_port);
-  EXPECT_EQ(c.upstream.display(), d.upstream.display());
-  EXPECT_EQ(c.threads, d.threads);
-  EXPECT_EQ(c.pool_mode, d.pool_mode);
-  EXPECT_EQ(c.pool.pool_size, d.pool.pool_size);
-  EXPECT_EQ(c.pool.min_pool_size, d.pool.min_pool_size);
-  EXPECT_EQ(c.pool.max_overflow, d.pool.max_overflow);
-  EXPECT_EQ(c.pool.pool_timeout, d.pool.pool_timeout);
-  EXPECT_EQ(c.pool.pool_recycle, d.pool.pool_recycle);
-  EXPECT_EQ(c.pool.pool_pre_ping, d.pool.pool_pre_ping);
-  EXPECT_EQ(c.pool.server_check_delay, d.pool.server_check_delay);
-  EXPECT_EQ(c.pool.overflow_idle_timeout, d.pool.overflow_idle_timeout);
-  EXPECT_EQ(c.pool.server_idle_timeout, d.pool.server_idle_timeout);
-  EXPECT_EQ(c.server_connect_timeout, d.server_connect_timeout);
-  EXPECT_EQ(c.client_login_timeout, d.client_login_timeout);
-  EXPECT_EQ(c.server_reset_query, d.server_reset_query);
-  EXPECT_EQ(c.max_client_conn, d.max_client_conn);
-  EXPECT_EQ(c.max_prepared_statements, d.max_prepared_statements);
-  EXPECT_EQ(c.auth_type, d.auth_type);
-  EXPECT_EQ(c.auth_file, d.auth_file);
-  EXPECT_EQ(c.admin_users, d.admin_users);
-  EXPECT_EQ(c.http_listen, d.http_listen);
-  EXPECT_EQ(c.log_level, d.log_level);
-  EXPECT_TRUE(c.databases.empty());
+// pglens.example.toml documents exactly the keys of the table: each one set (uncommented) once
+// under [pglens] with a comment above it, and no key the table does not have.
+TEST(Config, ExampleDocumentsExactlyTheKeysOfTheTable) {
+  std::istringstream in(slurp(kExample));
+  std::vector<std::string> documented;
+  bool in_pglens = false, commented = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("[")) in_pglens = line == "[pglens]";
+    if (in_pglens && !line.empty() && line[0] != '#' && line[0] != '[') {
+      auto name = line.substr(0, line.find(" = "));
+      EXPECT_TRUE(commented) << name << " has no comment above it";
+      documented.push_back(name);
+    }
+    commented = line.starts_with("#");
+  }
+  std::vector<std::string> table;
+  for (const auto& key : config_keys()) table.emplace_back(key.name);
+  EXPECT_EQ(documented, table);  // the same keys, in the same order
 }
 
-// Every [pglens] key the loader knows appears in the example, uncommented.
-TEST(Config, ExampleFileMentionsEveryKey) {
-  std::string text = slurp(kExample);
-  for (const char* key : {"listen",
-                          "upstream",
-                          "threads",
-                          "pool_mode",
-                          "pool_size",
-                          "min_pool_size",
-                          "max_overflow",
-                          "pool_timeout",
-                          "pool_recycle",
-                          "pool_pre_ping",
-                          "server_check_delay",
-                          "overflow_idle_timeout",
-                          "server_idle_timeout",
-                          "server_connect_timeout",
-                          "client_login_timeout",
-                          "server_reset_query",
-                          "max_client_conn",
-                          "max_prepared_statements",
-                          "auth_type",
-                          "auth_file",
-                          "admin_users",
-                          "http",
-                          "log_level"}) {
-    EXPECT_NE(text.find("\n" + std::string(key) + " = "), std::string::npos) << key;
+// Every key's value as the example sets it is the default (SHOW CONFIG shows both the same way).
+TEST(Config, ExampleStatesEveryDefault) {
+  auto load = load_config_file(kExample.string());
+  ASSERT_TRUE(load.config) << load.error.message();
+  const Config defaults;
+  for (const auto& key : config_keys())
+    EXPECT_EQ(key.show(*load.config), key.show(defaults)) << key.name;
+  EXPECT_TRUE(load.config->databases.empty());
+}
+
+TEST(Config, EveryKeyHasAFlagADocAndAShownDefault) {
+  const Config defaults;
+  std::set<std::string> flags;
+  for (const auto& key : config_keys()) {
+    EXPECT_TRUE(key.flag.starts_with("--")) << key.name;
+    EXPECT_TRUE(flags.insert(key.flag).second) << key.flag << " twice";
+    EXPECT_FALSE(key.doc.empty()) << key.name;
+    EXPECT_EQ(find_config_key(key.name), &key);
+  }
+  EXPECT_EQ(find_config_key("analysis")->flag, "--no-analysis");
+  EXPECT_EQ(find_config_key("pool_pre_ping")->flag, "--pool-pre-ping");
+  EXPECT_EQ(find_config_key("pool_recycle")->show(defaults), "-1");
+  EXPECT_EQ(find_config_key("listen")->show(defaults), "127.0.0.1:6432");
+  EXPECT_EQ(find_config_key("nonexistent"), nullptr);
+}
+
+// Flags are read through the same checks as the file's values, named by the flag.
+class CommandLineTest : public ::testing::Test {
+ protected:
+  std::optional<ConfigError> parse(std::vector<std::string> args, Config& c) {
+    CLI::App app;
+    CommandLine flags(app);
+    std::vector<const char*> argv{"pglens"};
+    for (const auto& a : args) argv.push_back(a.c_str());
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    return flags.apply(c);
+  }
+};
+
+TEST_F(CommandLineTest, FlagsOverrideTheFile) {
+  Config c = load_ok("[pglens]\npool_size = 40\nmax_overflow = 3\n");
+  auto error = parse(
+      {"--pool-size", "8", "--pool-timeout", "2.5", "--pool-pre-ping", "--no-analysis", "--listen",
+       "[::1]:7000", "--admin-users", "a, b", "--pool-recycle", "-1", "--pool-mode", "session"},
+      c);
+  ASSERT_FALSE(error) << error->message();
+  EXPECT_EQ(c.pool.pool_size, 8);
+  EXPECT_EQ(c.pool.max_overflow, 3);  // from the file
+  EXPECT_EQ(c.pool.pool_timeout, 2500ms);
+  EXPECT_TRUE(c.pool.pool_pre_ping);
+  EXPECT_FALSE(c.analysis);
+  EXPECT_EQ(c.listen_host, "::1");
+  EXPECT_EQ(c.listen_port, 7000);
+  EXPECT_EQ(c.admin_users, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c.pool.pool_recycle, pool::Duration::zero());
+  EXPECT_EQ(c.pool_mode, PoolMode::Session);
+}
+
+TEST_F(CommandLineTest, BadValuesAreRefusedNamingTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const auto& [args, message] : std::vector<Case>{
+           {{"--pool-size", "-3"}, "--pool-size: must be a positive integer, got -3"},
+           {{"--pool-size", "many"}, "--pool-size: must be a positive integer, got \"many\""},
+           {{"--pool-timeout", "inf"}, "--pool-timeout: must be a positive number of seconds"},
+           {{"--threads", "0"}, "--threads: must be an integer from 1 to 256, got 0"},
+           {{"--listen", "6432"}, "--listen: must be HOST:PORT"},
+           {{"--pool-mode", "sesion"}, "--pool-mode: must be \"session\""},
+           {{"--pool-size", "3", "--min-pool-size", "5"},
+            "--min-pool-size: must not exceed pool_size (3), got 5"},
+           {{"--auth-type", "md5"}, "auth_file: is required when auth_type is \"md5\""},
+       }) {
+    Config c;
+    auto error = parse(args, c);
+    ASSERT_TRUE(error) << args[0];
+    EXPECT_TRUE(error->message().starts_with(message)) << error->message();
   }
 }
 
@@ -497,4 +542,4 @@ TEST(Config, ToString) {
 }
 
 }  // namespace
-}  // namespace pglens::proxy
+}  // namespace pglens::config

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "proxy/protocol/messages.hpp"
+#include "protocol/messages.hpp"
 
 namespace pglens::proxy {
 namespace {

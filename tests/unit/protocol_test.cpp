@@ -1,5 +1,5 @@
-#include "proxy/protocol/decoder.hpp"
-#include "proxy/protocol/messages.hpp"
+#include "protocol/decoder.hpp"
+#include "protocol/messages.hpp"
 
 #include <gtest/gtest.h>
 

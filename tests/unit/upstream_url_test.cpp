@@ -1,8 +1,8 @@
-#include "proxy/upstream.hpp"
+#include "config/upstream.hpp"
 
 #include <gtest/gtest.h>
 
-namespace pglens::proxy {
+namespace pglens::config {
 namespace {
 
 TEST(Upstream, ParsesEveryPart) {
@@ -43,4 +43,4 @@ TEST(Upstream, RejectsBadInputWithAReason) {
 }
 
 }  // namespace
-}  // namespace pglens::proxy
+}  // namespace pglens::config

@@ -1,4 +1,4 @@
-#include "proxy/auth/userlist.hpp"
+#include "auth/userlist.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "proxy/auth/scram.hpp"
+#include "auth/scram.hpp"
 
 namespace pglens::auth {
 namespace {

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/protocol/bytes.hpp"
+#include "protocol/bytes.hpp"
 
 namespace pglens::protocol {
 

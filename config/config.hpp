@@ -1,5 +1,6 @@
 // pglens' configuration: a TOML file (--config FILE) with command-line flags over it.
-// Keys are named as SQLAlchemy names them where it has the knob, else as PgBouncer does.
+// Keys are named as SQLAlchemy names them where it has the knob, else as PgBouncer does. Every
+// [pglens] key is one row of the table in config_keys.cpp; this struct holds their values.
 #pragma once
 
 #include <chrono>
@@ -10,18 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "auth/auth_type.hpp"
+#include "auth/userlist.hpp"
+#include "config/upstream.hpp"
 #include "pool/pool_core.hpp"
-#include "proxy/auth/userlist.hpp"
-#include "proxy/upstream.hpp"
+#include "pool/pool_mode.hpp"
 #include "rules/rule_settings.hpp"
 
-namespace pglens::proxy {
+namespace pglens::config {
 
-enum class PoolMode { Session, Transaction, Statement };
-enum class AuthType { Trust, Md5, ScramSha256 };
-
-std::string_view to_string(PoolMode mode);
-std::string_view to_string(AuthType type);
+using auth::AuthType;
+using pool::PoolMode;
 
 // A [databases] entry: where a client database name goes, with per-database pool overrides.
 struct DatabaseRoute {
@@ -31,7 +31,7 @@ struct DatabaseRoute {
 };
 
 struct Config {
-  // [pglens]
+  // [pglens]: defaults here are the table's defaults (SHOW CONFIG, --help, the example file).
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 6432;
   Upstream upstream;     // default route for databases not in [databases]
@@ -68,7 +68,7 @@ struct Config {
 };
 
 struct ConfigError {
-  std::string key;     // "pool_size", "databases.app.upstream", or "" for the file as a whole
+  std::string key;     // "pool_size", "databases.app.upstream", "--pool-size", or "" for the file
   std::string reason;  // "must be a positive integer, got -3"
   std::string message() const;
 };
@@ -81,7 +81,13 @@ struct ConfigLoad {
 ConfigLoad load_config_file(const std::string& path, Config defaults = {});
 ConfigLoad load_config_text(const std::string& toml_text, Config defaults = {});
 
+// Checks across keys (min_pool_size against pool_size, auth_type against auth_file) and reads
+// auth_file, once every key is set: after a file is read, and again after flags are applied.
+std::optional<ConfigError> finish_config(Config& c);
+
 // "HOST:PORT" → host and port, or nullopt.
 std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text);
+// The other way: "[::1]:6432" for an IPv6 host.
+std::string format_host_port(const std::string& host, std::uint16_t port);
 
-}  // namespace pglens::proxy
+}  // namespace pglens::config

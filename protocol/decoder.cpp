@@ -1,4 +1,4 @@
-#include "proxy/protocol/decoder.hpp"
+#include "protocol/decoder.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "proxy/auth/scram.hpp"
+#include "auth/scram.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

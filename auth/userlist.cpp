@@ -1,4 +1,6 @@
-#include "proxy/auth/userlist.hpp"
+#include "auth/userlist.hpp"
+
+#include "auth/auth_type.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -14,7 +16,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "proxy/auth/scram.hpp"
+#include "auth/scram.hpp"
 
 namespace pglens::auth {
 
@@ -368,6 +370,25 @@ std::optional<std::string> ScramServer::server_final(std::string_view message) {
   authenticated_ = true;
   step_ = Step::Done;
   return "v=" + base64_encode(hmac(server_key_, auth_message));
+}
+
+std::string_view to_string(AuthType type) {
+  switch (type) {
+    case AuthType::Trust:
+      return "trust";
+    case AuthType::Md5:
+      return "md5";
+    case AuthType::ScramSha256:
+      return "scram-sha-256";
+  }
+  return "?";
+}
+
+std::optional<AuthType> parse_auth_type(std::string_view text) {
+  if (text == "trust") return AuthType::Trust;
+  if (text == "md5") return AuthType::Md5;
+  if (text == "scram-sha-256") return AuthType::ScramSha256;
+  return std::nullopt;
 }
 
 }  // namespace pglens::auth

@@ -1,8 +1,8 @@
-#include "proxy/upstream.hpp"
+#include "config/upstream.hpp"
 
 #include <charconv>
 
-namespace pglens::proxy {
+namespace pglens::config {
 
 namespace {
 std::optional<std::string> percent_decode(std::string_view s) {
@@ -96,4 +96,4 @@ std::string Upstream::display() const {
   return s;
 }
 
-}  // namespace pglens::proxy
+}  // namespace pglens::config

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace pglens::proxy {
+namespace pglens::config {
 
 struct Upstream {
   std::string host = "127.0.0.1";
@@ -21,4 +21,4 @@ struct Upstream {
   std::string display() const;
 };
 
-}  // namespace pglens::proxy
+}  // namespace pglens::config

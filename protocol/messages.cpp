@@ -1,4 +1,4 @@
-#include "proxy/protocol/messages.hpp"
+#include "protocol/messages.hpp"
 
 #include <charconv>
 
