@@ -65,6 +65,16 @@ class MessageDecoder {
 
   // True between messages: no partial header or body is held.
   bool at_boundary() const { return state_ == State::Header && header_have_ == 0; }
+  // The type of the next message next() will return, before it is consumed: from a header or body
+  // already held, else the first byte of `input`. 0 in the middle of a streamed message (its
+  // chunks follow), with no input, or after an error. Lets a caller decide what a message needs
+  // before taking it.
+  char next_type(ByteView input) const {
+    if (state_ == State::Body) return type_;
+    if (state_ != State::Header) return 0;
+    if (header_have_ > 0) return static_cast<char>(header_[0]);
+    return input.empty() ? 0 : static_cast<char>(input[0]);
+  }
 
  private:
   enum class State { Header, Body, Stream, Failed };

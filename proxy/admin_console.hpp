@@ -5,18 +5,32 @@
 // proxy. Commands are case-insensitive, with an optional trailing semicolon.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "analyzer/analyzer.hpp"
 #include "protocol/messages.hpp"
+#include "proxy/proxy_snapshot.hpp"
+#include "rules/advisor.hpp"
 
 namespace pglens::proxy {
 
-class ProxyServer;
-
 class AdminConsole {
  public:
-  explicit AdminConsole(ProxyServer& server) : server_(server) {}
+  // SHOW FINGERPRINTS and SHOW ADVICE; both null when analysis is off.
+  struct Analysis {
+    analyzer::Analyzer* analyzer = nullptr;
+    rules::Advisor* advisor = nullptr;
+  };
+  // PAUSE, RESUME, SHUTDOWN and RELOAD (false with the reason when the config cannot be read).
+  struct Controls {
+    std::function<void()> pause, resume, shutdown;
+    std::function<bool(std::string*)> reload;
+  };
+
+  AdminConsole(SnapshotSource snapshot, Analysis analysis, Controls controls)
+      : snapshot_(std::move(snapshot)), analysis_(analysis), controls_(std::move(controls)) {}
 
   // ParameterStatus messages an admin client gets at login.
   static std::vector<protocol::ParameterStatus> parameters();
@@ -28,7 +42,9 @@ class AdminConsole {
   Result execute(const std::string& sql);
 
  private:
-  ProxyServer& server_;
+  SnapshotSource snapshot_;
+  Analysis analysis_;
+  Controls controls_;
 };
 
 }  // namespace pglens::proxy

@@ -12,7 +12,6 @@
 #include <stdexcept>
 
 #include "proxy/proxy_metrics.hpp"
-#include "proxy/proxy_server.hpp"
 
 namespace pglens::proxy {
 
@@ -93,13 +92,14 @@ HttpReply json_reply(unsigned status, const json& j) {
   return {status, std::string(kJson), dump(j)};
 }
 
-HttpServer::HttpServer(ProxyServer& server) : server_(server), acceptor_(server.io()) {}
+HttpServer::HttpServer(asio::io_context& io, Sources sources)
+    : io_(io), sources_(std::move(sources)), acceptor_(io) {}
 
 void HttpServer::bind(const std::string& host_port) {
   auto hp = config::parse_host_port(host_port);
   if (!hp) throw std::runtime_error("--http: expected HOST:PORT, got \"" + host_port + "\"");
   try {
-    tcp::resolver resolver(server_.io());
+    tcp::resolver resolver(io_);
     auto results = resolver.resolve(hp->first, std::to_string(hp->second),
                                     tcp::resolver::numeric_service | tcp::resolver::passive);
     if (results.empty()) throw boost::system::system_error(asio::error::host_not_found);
@@ -126,7 +126,7 @@ void HttpServer::start() {
 
 awaitable<void> HttpServer::accept_loop() {
   while (acceptor_.is_open()) {
-    auto strand = asio::make_strand(server_.io());
+    auto strand = asio::make_strand(io_);
     auto [ec, socket] = co_await acceptor_.async_accept(strand, use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
@@ -204,7 +204,7 @@ awaitable<void> HttpServer::serve(tcp::socket socket) {
 }
 
 HttpReply HttpServer::advice() const {
-  auto* advisor = server_.advisor();
+  auto* advisor = sources_.advisor;
   nlohmann::json findings = nlohmann::json::array();
   if (advisor != nullptr)
     for (const auto& f : advisor->findings().snapshot()) findings.push_back(f.to_json());
@@ -254,7 +254,7 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
 
 HttpReply HttpServer::metrics() const {
   prometheus::TextSerializer serializer;
-  return {200, std::string(kPrometheusText), serializer.Serialize(server_.collect_metrics())};
+  return {200, std::string(kPrometheusText), serializer.Serialize(sources_.metrics())};
 }
 
 HttpReply HttpServer::fingerprints(std::string_view query) const {
@@ -278,7 +278,7 @@ HttpReply HttpServer::fingerprints(std::string_view query) const {
                                   ", got \"" + *l + "\"");
   }
   json rows = json::array();
-  auto* analyzer = server_.analyzer();
+  auto* analyzer = sources_.analyzer;
   if (analyzer == nullptr)
     return json_reply(200, json{{"fingerprints", rows}, {"analysis", false}});
   for (const auto& r : analyzer->fingerprints(sort, limit)) {
@@ -305,42 +305,38 @@ HttpReply HttpServer::fingerprints(std::string_view query) const {
 }
 
 HttpReply HttpServer::pools() const {
-  auto config = server_.config();
+  auto snapshot = sources_.snapshot();
   json rows = json::array();
-  for (const auto& pool : server_.pools()) {
-    const auto& key = pool->key();
-    auto counts = pool->counts();
-    auto settings = pool->settings();
-    auto stats = pool->stats();
+  for (const auto& pool : snapshot.pools) {
+    const auto& stats = pool.stats;
     json closes = json::object();
     for (const auto& [reason, n] : stats.closes) closes[std::string(to_string(reason))] = n;
-    const auto& t = pool->traffic;
-    rows.push_back(
-        {{"database", key.database},
-         {"user", key.user},
-         {"server_database", pool->target().database},
-         {"server_user", pool->target().user},
-         {"pool_mode", to_string(config->pool_mode_for(config->route_for(key.database)))},
-         {"pool_size", settings.pool_size},
-         {"min_pool_size", settings.min_pool_size},
-         {"max_overflow", settings.max_overflow},
-         {"active", counts.active},
-         {"idle", counts.idle},
-         {"connecting", counts.connecting},
-         {"pinging", counts.pinging},
-         {"waiting", counts.waiting},
-         {"server_connects", stats.server_connects},
-         {"connect_failures", stats.connect_failures},
-         {"pool_timeouts", stats.pool_timeouts},
-         {"pre_ping_failures", stats.pre_ping_failures},
-         {"closes", std::move(closes)},
-         {"transactions", t.transactions.load()},
-         {"queries", t.queries.load()},
-         {"bytes_received", t.bytes_received.load()},
-         {"bytes_sent", t.bytes_sent.load()},
-         {"waits", stats.waits},
-         {"avg_wait_ms", stats.waits == 0 ? 0.0 : ms(stats.total_wait) / stats.waits},
-         {"max_wait_ms", ms(stats.max_wait)}});
+    const auto& t = pool.traffic;
+    rows.push_back({{"database", pool.key.database},
+                    {"user", pool.key.user},
+                    {"server_database", pool.server_database},
+                    {"server_user", pool.server_user},
+                    {"pool_mode", to_string(pool.mode)},
+                    {"pool_size", pool.settings.pool_size},
+                    {"min_pool_size", pool.settings.min_pool_size},
+                    {"max_overflow", pool.settings.max_overflow},
+                    {"active", pool.counts.active},
+                    {"idle", pool.counts.idle},
+                    {"connecting", pool.counts.connecting},
+                    {"pinging", pool.counts.pinging},
+                    {"waiting", pool.counts.waiting},
+                    {"server_connects", stats.server_connects},
+                    {"connect_failures", stats.connect_failures},
+                    {"pool_timeouts", stats.pool_timeouts},
+                    {"pre_ping_failures", stats.pre_ping_failures},
+                    {"closes", std::move(closes)},
+                    {"transactions", t.transactions},
+                    {"queries", t.queries},
+                    {"bytes_received", t.bytes_received},
+                    {"bytes_sent", t.bytes_sent},
+                    {"waits", stats.waits},
+                    {"avg_wait_ms", stats.waits == 0 ? 0.0 : ms(stats.total_wait) / stats.waits},
+                    {"max_wait_ms", ms(stats.max_wait)}});
   }
   return json_reply(200, json{{"pools", std::move(rows)}});
 }

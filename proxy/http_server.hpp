@@ -10,11 +10,14 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include <prometheus/metric_family.h>
+
+#include "analyzer/analyzer.hpp"
 #include "proxy/net.hpp"
+#include "proxy/proxy_snapshot.hpp"
+#include "rules/advisor.hpp"
 
 namespace pglens::proxy {
-
-class ProxyServer;
 
 // What a route answers, before it becomes an HTTP response.
 struct HttpReply {
@@ -29,7 +32,15 @@ class HttpServer {
   static constexpr std::size_t kMaxBodyBytes = 8 * 1024;
   static constexpr std::chrono::seconds kIdleTimeout{60};
 
-  explicit HttpServer(ProxyServer& server);
+  // What the routes read. analyzer and advisor are null when analysis is off.
+  struct Sources {
+    SnapshotSource snapshot;                                         // /api/pools
+    std::function<std::vector<prometheus::MetricFamily>()> metrics;  // /metrics
+    analyzer::Analyzer* analyzer = nullptr;                          // /api/fingerprints
+    rules::Advisor* advisor = nullptr;                               // /api/advice
+  };
+
+  HttpServer(asio::io_context& io, Sources sources);
 
   // Binds "HOST:PORT" (HOST an address or a name); throws std::runtime_error saying what failed.
   void bind(const std::string& host_port);
@@ -49,7 +60,8 @@ class HttpServer {
   HttpReply pools() const;
   HttpReply advice() const;
 
-  ProxyServer& server_;
+  asio::io_context& io_;
+  Sources sources_;
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
 };

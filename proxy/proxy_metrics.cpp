@@ -3,8 +3,6 @@
 #include <array>
 #include <string>
 
-#include "proxy/proxy_server.hpp"
-
 namespace pglens::proxy {
 
 namespace {
@@ -62,12 +60,13 @@ std::string_view to_string(pool::CloseReason reason) {
 
 std::vector<MetricFamily> ProxyMetrics::Collect() const {
   std::vector<MetricFamily> out;
+  auto snapshot = snapshot_();
 
   // Clients, every state present even at zero so a dashboard never sees a gap.
   auto clients = family(metric::kClientConnections, MetricType::Gauge);
   std::array<std::uint64_t, 4> by_state{};
-  for (const auto& c : server_.clients().snapshot()) {
-    auto s = static_cast<std::size_t>(c->state.load());
+  for (const auto& c : snapshot.clients) {
+    auto s = static_cast<std::size_t>(c.state);
     if (s < by_state.size()) ++by_state[s];
   }
   for (auto s : {ClientState::Login, ClientState::Idle, ClientState::Waiting, ClientState::Active})
@@ -84,22 +83,22 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
   auto closes = family(metric::kServerCloses, MetricType::Counter);
   auto pre_ping = family(metric::kPrePingFailures, MetricType::Counter);
   auto timeouts = family(metric::kPoolTimeouts, MetricType::Counter);
-  for (const auto& pool : server_.pools()) {
-    const auto& key = pool->key();
+  for (const auto& pool : snapshot.pools) {
+    const auto& key = pool.key;
     auto labels = [&key](std::vector<ClientMetric::Label> more = {}) {
       std::vector<ClientMetric::Label> l{{"database", key.database}, {"user", key.user}};
       l.insert(l.end(), more.begin(), more.end());
       return l;
     };
-    auto counts = pool->counts();
-    auto stats = pool->stats();
+    const auto& counts = pool.counts;
+    const auto& stats = pool.stats;
     add(servers, labels({{"state", "active"}}), counts.active);
     add(servers, labels({{"state", "idle"}}), counts.idle);
     add(servers, labels({{"state", "connecting"}}), counts.connecting);
     add(servers, labels({{"state", "pinging"}}), counts.pinging);
     add(waiting, labels(), counts.waiting);
-    add(pool_size, labels(), pool->settings().pool_size);
-    add(transactions, labels(), as_double(pool->traffic.transactions.load()));
+    add(pool_size, labels(), pool.settings.pool_size);
+    add(transactions, labels(), as_double(pool.traffic.transactions));
     add(connects, labels(), as_double(stats.server_connects));
     add(connect_failures, labels(), as_double(stats.connect_failures));
     for (auto reason : kCloseReasons) {
@@ -114,8 +113,8 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
                   &closes, &pre_ping, &timeouts})
     out.push_back(std::move(*f));
 
-  if (auto* analyzer = server_.analyzer()) {
-    auto c = analyzer->counters();
+  if (snapshot.analyzer) {
+    const auto& c = *snapshot.analyzer;
     auto single = [&out](const MetricName& m, std::uint64_t value) {
       auto f = family(m, MetricType::Counter);
       add(f, {}, as_double(value));

@@ -11,10 +11,9 @@
 #include <vector>
 
 #include "pool/pool_core.hpp"
+#include "proxy/proxy_snapshot.hpp"
 
 namespace pglens::proxy {
-
-class ProxyServer;
 
 // Every metric name the proxy side exposes, in one place (the analyzer's are in analyzer.cpp).
 struct MetricName {
@@ -62,14 +61,14 @@ inline constexpr MetricName kPoolWait{"pglens_pool_wait_seconds",
 
 std::string_view to_string(pool::CloseReason reason);
 
-// Builds the families above (but the histogram) from the server's current state.
+// Builds the families above (but the histogram) from a snapshot of the proxy, taken per scrape.
 class ProxyMetrics : public prometheus::Collectable {
  public:
-  explicit ProxyMetrics(ProxyServer& server) : server_(server) {}
+  explicit ProxyMetrics(SnapshotSource snapshot) : snapshot_(std::move(snapshot)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  ProxyServer& server_;
+  SnapshotSource snapshot_;
 };
 
 }  // namespace pglens::proxy

@@ -7,9 +7,34 @@
 
 namespace pglens::proxy {
 
+namespace {
+TrafficTotals totals_of(const session::Traffic& t) {
+  return {t.transactions.load(),   t.queries.load(),  t.bytes_received.load(), t.bytes_sent.load(),
+          t.transaction_us.load(), t.query_us.load(), t.wait_us.load()};
+}
+
+std::unique_ptr<analyzer::Analyzer> make_analyzer(const config::Config& c,
+                                                  std::shared_ptr<prometheus::Registry> registry) {
+  if (!c.analysis) return nullptr;
+  analyzer::AnalyzerSettings a;
+  a.queue_capacity = static_cast<std::size_t>(c.analysis_queue_size);
+  a.max_fingerprints = static_cast<std::size_t>(c.max_fingerprints);
+  a.top_k = static_cast<std::size_t>(c.fingerprint_top_k);
+  return std::make_unique<analyzer::Analyzer>(a, std::move(registry));
+}
+}  // namespace
+
 ProxyServer::ProxyServer(config::Config config, std::string config_path)
     : config_path_(std::move(config_path)),
       config_(std::make_shared<const config::Config>(std::move(config))),
+      advisor_(!config_->analysis ? nullptr
+                                  : std::make_shared<rules::Advisor>(
+                                        config_->rules,
+                                        [this](const std::string& db, const std::string& user) {
+                                          return catalog_conninfo(db, user);
+                                        },
+                                        registry_)),
+      analyzer_(make_analyzer(*config_, registry_)),
       io_threads_(std::max(1u, config_->threads)),
       io_(static_cast<int>(io_threads_)),
       acceptor_(io_),
@@ -19,22 +44,69 @@ ProxyServer::ProxyServer(config::Config config, std::string config_path)
                      .Help(std::string(metric::kPoolWait.help))
                      .Register(*registry_)
                      .Add({}, analyzer::latency_buckets())),
-      proxy_metrics_(std::make_shared<ProxyMetrics>(*this)) {
+      proxy_metrics_(std::make_shared<ProxyMetrics>([this] { return snapshot(); })),
+      admin_([this] { return snapshot(); }, {analyzer_.get(), advisor_.get()},
+             {[this] { pause_.pause(); }, [this] { pause_.resume(); },
+              [this] { shutdown_gracefully(); },
+              [this](std::string* error) { return reload(error); }}),
+      sessions_{[this] { return this->config(); },
+                [this](const PoolKey& key, const config::DatabaseRoute& route,
+                       const config::Config& c) { return pool_for(key, route, c); },
+                cancels_,
+                clients_,
+                pause_,
+                pool_wait_,
+                analyzer_ ? &analyzer_->queue() : nullptr,
+                admin_},
+      http_(io_, {[this] { return snapshot(); }, [this] { return collect_metrics(); },
+                  analyzer_.get(), advisor_.get()}) {
   signals_.add(SIGHUP);
-  if (config_->analysis) {
-    analyzer::AnalyzerSettings a;
-    a.queue_capacity = static_cast<std::size_t>(config_->analysis_queue_size);
-    a.max_fingerprints = static_cast<std::size_t>(config_->max_fingerprints);
-    a.top_k = static_cast<std::size_t>(config_->fingerprint_top_k);
-    analyzer_ = std::make_unique<analyzer::Analyzer>(a, registry_);
-    advisor_ = std::make_shared<rules::Advisor>(
-        config_->rules,
-        [this](const std::string& db, const std::string& user) {
-          return catalog_conninfo(db, user);
-        },
-        registry_);
-    analyzer_->add_consumer(advisor_);
+  if (analyzer_) analyzer_->add_consumer(advisor_);
+}
+
+ProxySnapshot ProxyServer::snapshot() const {
+  ProxySnapshot s;
+  s.config = config();
+  s.paused = pause_.paused();
+  s.port = bound_port_;
+  s.uptime = Clock::now() - started_at_;
+  s.taken_at = std::chrono::system_clock::now();
+  for (const auto& pool : pools()) {
+    PoolSnapshot p;
+    p.key = pool->key();
+    const auto& target = pool->target();
+    p.server_database = target.database;
+    p.server_user = target.user;
+    p.server_host = target.upstream.host;
+    p.server_port = target.upstream.port;
+    p.mode = s.config->pool_mode_for(s.config->route_for(p.key.database));
+    p.settings = pool->settings();
+    p.counts = pool->counts();
+    p.stats = pool->stats();
+    p.traffic = totals_of(pool->traffic);
+    p.connections = pool->connection_states();
+    s.pools.push_back(std::move(p));
   }
+  for (const auto& c : clients_.snapshot()) {
+    ClientSnapshot cs;
+    cs.id = c->id;
+    cs.address = c->address;
+    cs.port = c->port;
+    cs.connect_time = c->connect_time;
+    // The session writes user and database before it leaves Login, so they are only read after.
+    cs.state = c->state.load();
+    if (cs.state != ClientState::Login) {
+      cs.user = c->user;
+      cs.database = c->database;
+      cs.application_name = c->application_name;
+    }
+    cs.request_time_us = c->request_time_us.load();
+    cs.server_id = c->server_id.load();
+    cs.in_transaction = c->in_transaction.load();
+    s.clients.push_back(std::move(cs));
+  }
+  if (analyzer_) s.analyzer = analyzer_->counters();
+  return s;
 }
 
 ProxyServer::~ProxyServer() {
@@ -111,7 +183,7 @@ void ProxyServer::shutdown_gracefully() {
     error_code ignored;
     acceptor_.close(ignored);
   });
-  resume();  // paused sessions must be able to finish
+  pause_.resume();  // paused sessions must be able to finish
 }
 
 bool ProxyServer::reload(std::string* error) {
@@ -139,13 +211,6 @@ void ProxyServer::apply(std::shared_ptr<const config::Config> config) {
   for (auto& pool : pools()) {
     auto route = config->route_for(pool->key().database);
     pool->reconfigure(config->pool_settings_for(route), config->server_connect_timeout);
-  }
-}
-
-awaitable<void> ProxyServer::wait_while_paused() {
-  while (paused_) {
-    asio::steady_timer poll(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
-    co_await poll.async_wait(use_nothrow);
   }
 }
 
@@ -242,14 +307,15 @@ awaitable<void> ProxyServer::accept_loop() {
       continue;
     }
     auto id = next_session_id_++;
-    asio::co_spawn(strand, serve_client(std::move(socket), *this, id), [id](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("[c{}] session ended by an unexpected error: {}", id, ex.what());
-      }
-    });
+    asio::co_spawn(
+        strand, serve_client(std::move(socket), sessions_, id), [id](std::exception_ptr e) {
+          if (!e) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::error("[c{}] session ended by an unexpected error: {}", id, ex.what());
+          }
+        });
   }
 }
 

@@ -1,4 +1,6 @@
-// The listening side of pglens: I/O threads, the acceptor, and what sessions share.
+// The listening side of pglens: I/O threads, the acceptor, and what sessions share. It owns the
+// parts and hands each one what it needs: sessions a SessionContext, the admin console, HTTP and
+// the metrics a way to take a snapshot of the proxy's state (snapshot(), built here only).
 #pragma once
 
 #include <atomic>
@@ -11,11 +13,14 @@
 
 #include "analyzer/analyzer.hpp"
 #include "config/config.hpp"
+#include "proxy/admin_console.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/http_server.hpp"
 #include "proxy/net.hpp"
+#include "proxy/proxy_snapshot.hpp"
 #include "proxy/server_pool.hpp"
+#include "proxy/session.hpp"
 #include "rules/advisor.hpp"
 
 namespace pglens::proxy {
@@ -46,39 +51,21 @@ class ProxyServer {
     overrides_ = std::move(overrides);
   }
 
-  // PAUSE: sessions finish their transactions, then wait before taking a new server connection.
-  void pause() { paused_ = true; }
-  void resume() { paused_ = false; }
-  bool paused() const { return paused_; }
-  // Resolves when not paused (sessions call it before acquiring).
-  awaitable<void> wait_while_paused();
-
-  CancelRegistry& cancels() { return cancels_; }
-  // Null when analysis is off.
-  analyzer::Analyzer* analyzer() { return analyzer_.get(); }
-  // Null when analysis is off.
-  rules::Advisor* advisor() { return advisor_.get(); }
-  const std::shared_ptr<prometheus::Registry>& metrics() const { return registry_; }
-  // Everything /metrics shows: the registry's families and the proxy's own, built now.
-  std::vector<prometheus::MetricFamily> collect_metrics() const;
-  // pglens_pool_wait_seconds; sessions observe every wait for a server connection.
-  prometheus::Histogram& pool_wait_histogram() { return pool_wait_; }
-  // The bound --http port, 0 when HTTP is off.
-  std::uint16_t http_port() const { return http_.port(); }
-  ClientRegistry& clients() { return clients_; }
-  std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const config::DatabaseRoute& route,
-                                       const config::Config& config);
-  std::vector<std::shared_ptr<ServerPool>> pools() const;
+  // Pools, clients and counters, taken now.
+  ProxySnapshot snapshot() const;
   std::uint16_t port() const { return bound_port_; }
-  asio::io_context& io() { return io_; }
-  Clock::time_point started_at() const { return started_at_; }
+  std::uint16_t http_port() const { return http_.port(); }
 
  private:
   awaitable<void> accept_loop();
   awaitable<void> maintenance_loop();
   void apply(std::shared_ptr<const config::Config> config);
+  std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const config::DatabaseRoute& route,
+                                       const config::Config& config);
+  std::vector<std::shared_ptr<ServerPool>> pools() const;
   // libpq conninfo for pglens' own (catalog) connection to a database as a user.
   std::string catalog_conninfo(const std::string& database, const std::string& user) const;
+  std::vector<prometheus::MetricFamily> collect_metrics() const;
 
   std::string config_path_;
   std::function<void(config::Config&)> overrides_;
@@ -101,17 +88,20 @@ class ProxyServer {
   asio::signal_set signals_;
   std::uint16_t bound_port_ = 0;
   std::atomic<std::uint64_t> next_session_id_{1};
-  std::atomic<bool> paused_{false};
   std::atomic<bool> shutting_down_{false};
   Clock::time_point started_at_ = Clock::now();
 
   prometheus::Histogram& pool_wait_;
-  std::shared_ptr<prometheus::Collectable> proxy_metrics_;
-  HttpServer http_{*this};
   CancelRegistry cancels_;
   ClientRegistry clients_;
+  PauseGate pause_;
   mutable std::mutex pools_mutex_;
   std::map<PoolKey, std::shared_ptr<ServerPool>> pools_;
+
+  std::shared_ptr<prometheus::Collectable> proxy_metrics_;
+  AdminConsole admin_;
+  SessionContext sessions_;
+  HttpServer http_;
 };
 
 }  // namespace pglens::proxy

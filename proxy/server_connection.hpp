@@ -9,7 +9,7 @@
 
 #include "config/upstream.hpp"
 #include "proxy/net.hpp"
-#include "proxy/prepared_statements.hpp"
+#include "session/server_state.hpp"
 
 namespace pglens::proxy {
 
@@ -21,19 +21,14 @@ struct ServerTarget {
   std::vector<std::pair<std::string, std::string>> params;  // without user and database
 };
 
-struct ServerConnection {
+// A server connection: its socket, and what sessions know of it (session::ServerState: the
+// backend's key and parameters, what it has applied and prepared).
+struct ServerConnection : session::ServerState {
   explicit ServerConnection(tcp::socket s) : socket(std::move(s)) {}
   tcp::socket socket;
-  std::uint64_t id = 0;
-  tcp::endpoint endpoint;        // where a CancelRequest for this backend goes
-  protocol::BackendKeyData key;  // the server's own key
-  std::vector<protocol::ParameterStatus> parameters;
+  tcp::endpoint endpoint;  // where a CancelRequest for this backend goes
   Clock::time_point created_at = Clock::now();
   std::uint64_t pool_id = 0;  // the pool's name for it
-  // Client-settable startup parameters as this backend has them now (see client_parameters).
-  std::map<std::string, std::string> applied;
-  // Named statements this backend has prepared for transaction-mode clients.
-  ServerStatementCache statements;
 };
 
 struct ConnectResult {

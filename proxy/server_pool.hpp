@@ -12,6 +12,7 @@
 #include "pool/pool_core.hpp"
 #include "proxy/parking.hpp"
 #include "proxy/server_connection.hpp"
+#include "session/traffic.hpp"
 
 namespace pglens::proxy {
 
@@ -31,17 +32,6 @@ struct PoolStats {
   std::uint64_t waits = 0;
   std::chrono::nanoseconds total_wait{0};
   std::chrono::nanoseconds max_wait{0};
-};
-
-// Traffic through a pool, counted by the sessions using it (SHOW STATS).
-struct TrafficStats {
-  std::atomic<std::uint64_t> transactions{0};
-  std::atomic<std::uint64_t> queries{0};
-  std::atomic<std::uint64_t> bytes_received{0};  // from clients
-  std::atomic<std::uint64_t> bytes_sent{0};      // to clients
-  std::atomic<std::uint64_t> transaction_us{0};
-  std::atomic<std::uint64_t> query_us{0};
-  std::atomic<std::uint64_t> wait_us{0};
 };
 
 struct AcquireResult {
@@ -64,7 +54,7 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   void tick();
   void reconfigure(pool::PoolSettings settings, Clock::duration connect_timeout);
 
-  TrafficStats traffic;
+  session::Traffic traffic;  // counted by the sessions using it
 
   const PoolKey& key() const { return key_; }
   const ServerTarget& target() const { return target_; }

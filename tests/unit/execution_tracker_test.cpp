@@ -1,12 +1,12 @@
 // ExecutionTracker: frames in, analyzer events out (no I/O). The session drives it together with
 // the RequestLedger, as here.
-#include "proxy/execution_tracker.hpp"
+#include "session/execution_tracker.hpp"
 
 #include <gtest/gtest.h>
 
 #include "protocol/messages.hpp"
 
-namespace pglens::proxy {
+namespace pglens::session {
 namespace {
 
 namespace pp = protocol;
@@ -515,4 +515,4 @@ void TrackerTest::expect_parameters_on_both_executes(const std::string& portal) 
 }
 
 }  // namespace
-}  // namespace pglens::proxy
+}  // namespace pglens::session

@@ -1,11 +1,11 @@
-#include "proxy/request_ledger.hpp"
+#include "session/request_ledger.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace pglens::proxy {
+namespace pglens::session {
 namespace {
 
 using H = RequestLedger::Handling;
@@ -100,9 +100,9 @@ TEST(RequestLedger, DescribeStatementWithParameters) {
 }
 
 }  // namespace
-}  // namespace pglens::proxy
+}  // namespace pglens::session
 
-namespace pglens::proxy {
+namespace pglens::session {
 namespace {
 TEST(RequestLedger, FailedAndSkippedParsesAreReported) {
   RequestLedger l;
@@ -115,9 +115,9 @@ TEST(RequestLedger, FailedAndSkippedParsesAreReported) {
   EXPECT_TRUE(l.take_unprepared().empty());
 }
 }  // namespace
-}  // namespace pglens::proxy
+}  // namespace pglens::session
 
-namespace pglens::proxy {
+namespace pglens::session {
 namespace {
 TEST(RequestLedger, TagsNameTheRequestEachResponseFinishes) {
   RequestLedger l;
@@ -149,4 +149,4 @@ TEST(RequestLedger, SkippedExecutesAreReported) {
   EXPECT_EQ(l.take_skipped_tags(), (std::vector<std::uint64_t>{1, 2}));
 }
 }  // namespace
-}  // namespace pglens::proxy
+}  // namespace pglens::session

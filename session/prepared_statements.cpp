@@ -1,10 +1,10 @@
-#include "proxy/prepared_statements.hpp"
+#include "session/prepared_statements.hpp"
 
 #include <openssl/evp.h>
 
 #include <memory>
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 std::string server_statement_name(std::string_view query,
                                   const std::vector<std::uint32_t>& param_types) {
@@ -59,4 +59,4 @@ void ServerStatementCache::clear() {
   index_.clear();
 }
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

@@ -10,7 +10,7 @@
 
 #include "protocol/messages.hpp"
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 // The canonical spelling of a tracked parameter ("datestyle" → "DateStyle"), or nullopt when the
 // parameter is not one pglens carries between server connections.
@@ -22,4 +22,4 @@ std::string parameter_sync_sql(const std::map<std::string, std::string>& desired
                                const std::map<std::string, std::string>& current,
                                const std::vector<protocol::ParameterStatus>& server_defaults);
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

@@ -1,11 +1,11 @@
-#include "proxy/execution_tracker.hpp"
+#include "session/execution_tracker.hpp"
 
 #include <algorithm>
 
 #include "analyzer/bind_values.hpp"
 #include "protocol/messages.hpp"
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 namespace {
 using analyzer::hash_value;
@@ -284,4 +284,4 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
   if (outcome.completes) retire(e);
 }
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

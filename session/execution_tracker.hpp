@@ -15,9 +15,9 @@
 #include "analyzer/event_batch.hpp"
 #include "analyzer/event_queue.hpp"
 #include "protocol/decoder.hpp"
-#include "proxy/request_ledger.hpp"
+#include "session/request_ledger.hpp"
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 class ExecutionTracker {
  public:
@@ -116,4 +116,4 @@ class ExecutionTracker {
   std::chrono::nanoseconds pool_wait_{0};
 };
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

@@ -1,6 +1,6 @@
-#include "proxy/request_ledger.hpp"
+#include "session/request_ledger.hpp"
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 void RequestLedger::push(char request, Handling handling, std::string statement,
                          std::uint64_t tag) {
@@ -81,4 +81,4 @@ RequestLedger::Outcome RequestLedger::on_response(char type) {
   return out;
 }
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

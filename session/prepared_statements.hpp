@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 // A statement a client Parse'd under a name.
 struct ClientStatement {
@@ -46,4 +46,4 @@ class ServerStatementCache {
   std::unordered_map<std::string, std::list<std::string>::iterator> index_;
 };
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

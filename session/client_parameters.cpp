@@ -1,10 +1,10 @@
-#include "proxy/client_parameters.hpp"
+#include "session/client_parameters.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 namespace {
 constexpr std::array<std::string_view, 8> kTracked = {"application_name",
@@ -71,4 +71,4 @@ std::string parameter_sync_sql(const std::map<std::string, std::string>& desired
   return sets + resets;
 }
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace pglens::proxy {
+namespace pglens::session {
 
 class RequestLedger {
  public:
@@ -70,4 +70,4 @@ class RequestLedger {
   std::vector<std::uint64_t> skipped_tags_;
 };
 
-}  // namespace pglens::proxy
+}  // namespace pglens::session

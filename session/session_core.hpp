@@ -1,0 +1,199 @@
+// The decisions of one client session, free of I/O: what to forward, rewrite or answer, when to
+// take a server connection and when it is safe to give it back.
+//
+// The Asio side reports what happened (bytes from the client or the server, a server connection
+// acquired or not, a peer gone) and carries out what it gets back: first it sends what
+// server_output() and client_output() hold, in that order, then it runs take_actions() in order.
+// Time is passed in, so tests drive it with a fake clock. Between logins this is one state
+// machine per client; the login itself is ClientLogin's.
+//
+// Pool modes. Session: the client's bytes go to its server as they are, and back; the core only
+// watches (statements for analysis, the transaction status). Transaction and statement: the
+// client's stream is rebuilt message by message for whichever server connection it has now;
+// named statements are renamed to pglens_<sha256> and prepared on demand, and the
+// RequestLedger (a FIFO of forwarded requests) hides the answers to pglens' own requests.
+//
+// What happens when a peer goes away, by state (today's behaviour; docs/faults.md has the
+// decisions):
+//   server lost while idle (session mode)         FATAL 08006 to the client, session ends
+//   server lost during parameter sync             the request gets ERROR 08006 (login: FATAL)
+//   server lost mid-request or in a transaction   FATAL 08006 if between messages; session ends
+//   client gone mid-transaction or mid-message    server connection cancelled and closed
+#pragma once
+
+#include <boost/container/small_vector.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pool/pool_mode.hpp"
+#include "protocol/decoder.hpp"
+#include "protocol/messages.hpp"
+#include "session/execution_tracker.hpp"
+#include "session/output.hpp"
+#include "session/request_ledger.hpp"
+#include "session/server_state.hpp"
+#include "session/traffic.hpp"
+
+namespace pglens::session {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+struct SessionSettings {
+  pool::PoolMode mode = pool::PoolMode::Transaction;
+  // Session mode: run on a clean server connection before it goes back to the pool; "" for none.
+  std::string server_reset_query;
+  // The tracked startup parameters the client asked for (client_parameters.hpp): every server
+  // connection it gets is brought in line with them.
+  std::map<std::string, std::string> client_parameters;
+  // What the client gets in BackendKeyData, to name this session in a CancelRequest.
+  protocol::BackendKeyData client_key;
+};
+
+struct Action {
+  enum class Kind {
+    Acquire,       // take a server connection from the pool; report with on_server_acquired or
+                   // on_acquire_failed. Always the last action: the core waits for the answer.
+    ReadServer,    // the server connection is ready: read it, report with on_server_bytes
+    ResumeClient,  // client bytes are wanted again (client_paused() is false now)
+    Release,       // give the server connection back: reusable, or closed for `reason`
+    CancelServer,  // send a CancelRequest for the backend still running on the held connection
+    CloseClient,   // the session is over, for `reason`; stop both readers, then call finish()
+    Log,           // a line for the operator: `reason` (a client refused a server connection)
+  };
+  Kind kind;
+  bool reusable = false;
+  std::string reason;
+  bool operator==(const Action&) const = default;
+};
+// Zero to three actions per event, inline: the hot path allocates nothing here.
+using Actions = boost::container::small_vector<Action, 4>;
+
+class SessionCore {
+ public:
+  // tracker: null when analysis is off. traffic: the pool's counters, or null.
+  SessionCore(SessionSettings settings, std::unique_ptr<ExecutionTracker> tracker,
+              Traffic* traffic);
+
+  // ---- events ----
+
+  // The client logged in to pglens: a first server connection proves the login works upstream
+  // and tells what the server reports (Acquire).
+  void start(TimePoint now);
+  // The pool lent `server` (it stays the caller's; the core keeps a reference until Release).
+  void on_server_acquired(ServerState& server, std::chrono::nanoseconds waited, TimePoint now);
+  // The pool had none for the client: the upstream's own error, or a pool timeout.
+  void on_acquire_failed(protocol::ErrorResponse error, TimePoint now);
+  // Bytes the client sent; returns how many were taken. Fewer when the core must wait: for a
+  // server connection (Acquire), or while client_paused(); the caller feeds the rest later.
+  std::size_t on_client_bytes(protocol::ByteView input, TimePoint now);
+  // Bytes from the held server connection; all are taken.
+  void on_server_bytes(protocol::ByteView input, TimePoint now);
+  // The client's connection closed or failed (reason: "client closed connection", ...).
+  void on_client_gone(std::string_view reason, TimePoint now);
+  // The held server connection closed or failed, read or written.
+  void on_server_lost(std::string_view reason, TimePoint now);
+  // Both readers have stopped: the server connection, if one is held, goes back (clean, after
+  // server_reset_query in session mode: read the server until holds_server() is false) or is
+  // closed (after a CancelServer when a request may still run there).
+  void finish(TimePoint now);
+
+  // ---- what to carry out ----
+
+  Output& server_output() { return to_server_; }
+  Output& client_output() { return to_client_; }
+  const Actions& actions() const { return actions_; }
+  Actions take_actions() { return std::exchange(actions_, {}); }
+
+  // ---- state, for the caller's loops and for SHOW CLIENTS ----
+
+  // Do not feed client bytes until ResumeClient: logging in, or bringing a server connection's
+  // parameters in line.
+  bool client_paused() const { return client_paused_; }
+  bool ended() const { return phase_ == Phase::Ending || phase_ == Phase::Ended; }
+  bool holds_server() const { return server_ != nullptr; }
+  // From the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' in a failed one.
+  char transaction_status() const { return status_; }
+  // The client's tracked parameters as they stand (SET application_name follows the client).
+  const std::map<std::string, std::string>& client_parameters() const { return client_params_; }
+
+ private:
+  enum class Phase { New, Login, Running, Ending, Ended };
+  // pglens' own exchange on the server connection, whose answers the client never sees.
+  enum class Task { None, Sync, Reset };
+
+  // ---- client → server ----
+  bool needs_server(char type) const;
+  // One frame of the client's stream (transaction and statement mode), rewritten into
+  // to_server_. raw: the frame's bytes when all of them are in this input, else empty.
+  void route(const protocol::Frame& f, protocol::ByteView raw);
+  void observe_request(const protocol::Frame& f);  // session mode
+  void note_request(char type);
+  std::uint64_t track_request(const protocol::Frame& f);
+  void forward(Output& out, const protocol::Frame& f, protocol::ByteView raw);
+  bool rewrite_parse(protocol::ByteView body);  // false: forward it as it is
+  void prepare_on_server(const std::string& name, const std::string& query,
+                         const std::vector<std::uint32_t>& types, RequestLedger::Handling handling);
+  void rewrite_with_statement(const protocol::Frame& f, protocol::ByteView raw, bool is_bind);
+  void rewrite_close(const protocol::Frame& f, protocol::ByteView raw);
+  void rewrite_query(const protocol::Frame& f, protocol::ByteView raw, std::uint64_t tag);
+
+  // ---- server → client ----
+  // False when the session must end (a transaction block in statement mode).
+  bool on_server_frame(const protocol::Frame& f, protocol::ByteView raw);
+  void on_task_frame(const protocol::Frame& f, bool last_in_input);
+  void finish_round_trip();
+
+  void emit(Action::Kind kind, bool reusable = false, std::string reason = {});
+
+  // ---- server connections ----
+  void begin_sync();
+  void read_server();
+  // Attached and in line with the client: log the client in, or let it go on.
+  void server_ready();
+  void release(bool reusable, std::string reason);
+  // No server for the client's next request: it gets `error` and stays.
+  void refuse(protocol::ErrorResponse error);
+  void fail_login(protocol::ErrorResponse error);
+  void close_client(std::string reason);
+  void fatal(std::string_view sqlstate, std::string_view message, std::string reason);
+
+  SessionSettings settings_;
+  std::unique_ptr<ExecutionTracker> tracker_;
+  Traffic* traffic_;
+  Phase phase_ = Phase::New;
+  Actions actions_;
+  Output to_server_, to_client_;
+  protocol::MessageDecoder client_decoder_{protocol::Direction::Frontend};
+  protocol::MessageDecoder server_decoder_{protocol::Direction::Backend};
+
+  ServerState* server_ = nullptr;
+  bool reading_ = false;  // ReadServer issued for server_
+  Task task_ = Task::None;
+  std::optional<protocol::ErrorResponse> task_error_;
+  bool client_paused_ = true;  // until logged in
+  char waiting_type_ = 0;      // the message that asked for the server being acquired
+
+  std::map<std::string, std::string> client_params_;
+  std::map<std::string, ClientStatement, std::less<>> client_statements_;
+  RequestLedger ledger_;
+  char status_ = 'I';             // from the last ReadyForQuery
+  bool unsynced_ = false;         // extended-protocol messages sent since the last Sync
+  bool skip_until_sync_ = false;  // a failed acquire in the middle of a batch
+  bool drop_next_ = false;        // a failed acquire for a Query or Sync: it is answered already
+  bool server_dirty_ = false;
+  bool server_at_boundary_ = true;
+  bool request_started_ = false;
+  TimePoint request_start_{};
+  bool transaction_started_ = false;
+  TimePoint transaction_start_{};
+  // When the bytes being handled were read: every timestamp of a read's messages.
+  TimePoint now_{};
+};
+
+}  // namespace pglens::session
