@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   proxy->add_option("--dsn", px.dsn,
                     "the database (TCP); pgbench tables are created if absent [libpq defaults]");
   proxy->add_option("--pglens", px.pglens_path, "pglens binary [next to pglens-bench, then PATH]");
+  proxy->add_option("--baseline", px.baseline_path,
+                    "another pglens binary, run like the first (analysis on) and compared "
+                    "round by round [none]");
   proxy->add_option("--pgbouncer", px.pgbouncer_path,
                     "pgbouncer binary, or none to skip [PATH, /usr/sbin]");
   proxy->add_option("--clients", px.clients, "client counts, comma-separated [8,64]");

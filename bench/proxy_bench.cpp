@@ -1,7 +1,8 @@
 // pglens-bench proxy: the proxy-overhead benchmark. Starts pglens (analysis on, and optionally a
-// second one with --no-analysis) and PgBouncer (when installed) in transaction mode with the same
-// pool size, then runs `pgbench -S` direct and through each, interleaved round by round, and
-// reports tps, tps ratios and each proxy's CPU time per transaction from /proc/PID/stat.
+// second one with --no-analysis and a --baseline build) and PgBouncer (when installed) in
+// transaction mode with the same pool size, then runs `pgbench -S` direct and through each,
+// interleaved round by round, and reports tps, tps ratios and each proxy's CPU time per transaction
+// from /proc/PID/stat.
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,12 +26,13 @@ namespace pglens::bench {
 namespace {
 
 struct Target {
-  std::string key;    // direct, pgbouncer, pglens, pglens-noanalysis
+  std::string key;    // direct, pgbouncer, pglens, pglens-noanalysis, pglens-baseline
   std::string label;  // shown in the table
   std::string host;
   int port = 0;
   Child* process = nullptr;  // the proxy whose CPU is measured; null for direct
   std::string log_path;
+  std::string binary;  // the proxy's program; "" for direct
 };
 
 struct Run {
@@ -139,15 +141,20 @@ std::uint64_t analyzed_selects(const Target& t, const std::string& user,
   return total;
 }
 
-}  // namespace
-
-int run_proxy(const ProxyOptions& o) {
-  if (o.seconds < 1) throw BenchError("--seconds must be at least 1");
-  if (o.rounds < 1) throw BenchError("--rounds must be at least 1");
-  if (o.pool_size < 1) throw BenchError("--pool-size must be at least 1");
-  if (o.scale < 1) throw BenchError("--scale must be at least 1");
+// The checked options: what to run, and the programs that run it.
+struct Plan {
   std::vector<int> clients;
-  for (const auto& c : split_list(o.clients)) {
+  std::vector<std::string> modes;
+  std::string pgbench, pglens;
+  std::string baseline;                      // the --baseline pglens; "" = none
+  std::string pgbouncer, skipped_pgbouncer;  // pgbouncer "" = not run, for that reason
+  int max_clients() const { return *std::max_element(clients.begin(), clients.end()); }
+};
+
+// --clients as counts from 1 to 1000.
+std::vector<int> parse_clients(const std::string& list) {
+  std::vector<int> clients;
+  for (const auto& c : split_list(list)) {
     int n = 0;
     try {
       std::size_t used = 0;
@@ -160,237 +167,345 @@ int run_proxy(const ProxyOptions& o) {
     clients.push_back(n);
   }
   if (clients.empty()) throw BenchError("--clients: empty list");
-  auto modes = split_list(o.modes);
+  return clients;
+}
+
+// --modes as pgbench query modes.
+std::vector<std::string> parse_modes(const std::string& list) {
+  auto modes = split_list(list);
   if (modes.empty()) throw BenchError("--modes: empty list");
   for (const auto& m : modes)
     if (m != "simple" && m != "extended" && m != "prepared")
       throw BenchError("--modes: unknown pgbench query mode '" + m +
                        "' (choose from: simple, extended, prepared)");
+  return modes;
+}
 
-  std::string pgbench = find_program("pgbench", {"/usr/lib/postgresql/15/bin"});
-  if (pgbench.empty()) throw BenchError("pgbench not found (Debian package postgresql-client-15)");
-  std::string pglens = o.pglens_path;
-  if (pglens.empty()) {
+// Validates the options and finds the programs: pgbench, pglens, the --baseline pglens and
+// PgBouncer (skipped when absent unless --pgbouncer names it).
+Plan make_plan(const ProxyOptions& o) {
+  if (o.seconds < 1) throw BenchError("--seconds must be at least 1");
+  if (o.rounds < 1) throw BenchError("--rounds must be at least 1");
+  if (o.pool_size < 1) throw BenchError("--pool-size must be at least 1");
+  if (o.scale < 1) throw BenchError("--scale must be at least 1");
+  Plan plan;
+  plan.clients = parse_clients(o.clients);
+  plan.modes = parse_modes(o.modes);
+
+  plan.pgbench = find_program("pgbench", {"/usr/lib/postgresql/15/bin"});
+  if (plan.pgbench.empty())
+    throw BenchError("pgbench not found (Debian package postgresql-client-15)");
+  plan.pglens = o.pglens_path;
+  if (plan.pglens.empty()) {
     std::string sibling = self_dir() + "/pglens";
-    pglens = access(sibling.c_str(), X_OK) == 0 ? sibling : find_program("pglens", {});
+    plan.pglens = access(sibling.c_str(), X_OK) == 0 ? sibling : find_program("pglens", {});
   }
-  if (pglens.empty() || access(pglens.c_str(), X_OK) != 0)
+  if (plan.pglens.empty() || access(plan.pglens.c_str(), X_OK) != 0)
     throw BenchError("pglens binary not found" +
                      (o.pglens_path.empty() ? "" : " at " + o.pglens_path) +
                      " (give --pglens PATH)");
-  std::string pgbouncer, skipped_pgbouncer;
+  plan.baseline = o.baseline_path;
+  if (!plan.baseline.empty() && access(plan.baseline.c_str(), X_OK) != 0)
+    throw BenchError("--baseline: no executable pglens binary at " + plan.baseline);
   if (o.pgbouncer_path == "none") {
-    skipped_pgbouncer = "skipped (--pgbouncer none)";
+    plan.skipped_pgbouncer = "skipped (--pgbouncer none)";
   } else {
-    pgbouncer = find_program(o.pgbouncer_path.empty() ? "pgbouncer" : o.pgbouncer_path,
-                             {"/usr/sbin", "/usr/local/sbin"});
-    if (pgbouncer.empty()) {
+    plan.pgbouncer = find_program(o.pgbouncer_path.empty() ? "pgbouncer" : o.pgbouncer_path,
+                                  {"/usr/sbin", "/usr/local/sbin"});
+    if (plan.pgbouncer.empty()) {
       if (!o.pgbouncer_path.empty()) throw BenchError("pgbouncer not found at " + o.pgbouncer_path);
-      skipped_pgbouncer = "not installed (Debian package pgbouncer): skipped";
+      plan.skipped_pgbouncer = "not installed (Debian package pgbouncer): skipped";
     }
   }
+  return plan;
+}
 
-  Connection control = Connection::open(o.dsn, "--dsn");
-  std::string host = PQhost(control.get()), db = PQdb(control.get()), user = PQuser(control.get());
-  std::string password = PQpass(control.get()) ? PQpass(control.get()) : "";
-  int pg_port = std::atoi(PQport(control.get()));
-  if (host.empty() || host.front() == '/')
-    throw BenchError("the proxy benchmark needs a TCP host in --dsn (got a Unix socket: " + host +
+// The database behind --dsn, as pgbench and the proxies reach it. `control` stays open for the
+// whole run.
+struct Database {
+  Connection control;
+  std::string host, name, user, password;
+  int port = 0;
+  std::string server_version;
+  std::vector<std::string> pg_env;  // for pgbench: PGPASSWORD when there is a password
+  int scale = 0;                    // of the pgbench tables, once prepared
+};
+
+// Opens --dsn and checks that it is a TCP host whose max_connections leave room for the clients
+// and every proxy's pool.
+Database open_database(const ProxyOptions& o, const Plan& plan) {
+  Database d;
+  d.control = Connection::open(o.dsn, "--dsn");
+  PGconn* c = d.control.get();
+  d.host = PQhost(c);
+  d.name = PQdb(c);
+  d.user = PQuser(c);
+  d.password = PQpass(c) ? PQpass(c) : "";
+  d.port = std::atoi(PQport(c));
+  if (d.host.empty() || d.host.front() == '/')
+    throw BenchError("the proxy benchmark needs a TCP host in --dsn (got a Unix socket: " + d.host +
                      "); e.g. postgresql://127.0.0.1:5432/postgres");
-  std::string server_version = PQparameterStatus(control.get(), "server_version");
-  int max_conn = std::atoi(PQgetvalue(control.query("SHOW max_connections").get(), 0, 0));
-  int max_clients = *std::max_element(clients.begin(), clients.end());
-  int needed = max_clients + 3 * o.pool_size + 5;
+  d.server_version = PQparameterStatus(c, "server_version");
+  int max_conn = std::atoi(PQgetvalue(d.control.query("SHOW max_connections").get(), 0, 0));
+  int max_clients = plan.max_clients();
+  int pools = plan.baseline.empty() ? 3 : 4;
+  int needed = max_clients + pools * o.pool_size + 5;
   if (max_conn < needed)
     throw BenchError("the server allows " + std::to_string(max_conn) +
                      " connections; this run needs about " + std::to_string(needed) +
                      " (--clients " + std::to_string(max_clients) + ", plus the pools)");
+  if (!d.password.empty()) d.pg_env.push_back("PGPASSWORD=" + d.password);
+  return d;
+}
 
-  // Scratch directory: logs, PgBouncer's ini and userlist (readable by the user it runs as).
-  char tmpl[] = "/tmp/pglens-bench-XXXXXX";
-  if (!mkdtemp(tmpl)) throw BenchError("cannot create a temporary directory");
-  std::string dir = tmpl;
-  struct DirGuard {
-    std::string path;
-    ~DirGuard() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } dir_guard{dir};
-  chmod(dir.c_str(), 0755);
+// Scratch directory: logs, PgBouncer's ini and userlist (readable by the user it runs as);
+// removed with its contents when destroyed.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/pglens-bench-XXXXXX";
+    if (!mkdtemp(tmpl)) throw BenchError("cannot create a temporary directory");
+    path_ = tmpl;
+    chmod(path_.c_str(), 0755);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
 
-  std::vector<std::string> pg_env;
-  if (!password.empty()) pg_env.push_back("PGPASSWORD=" + password);
+ private:
+  std::string path_;
+};
 
-  // pgbench tables, created once directly if absent.
+// pgbench tables, created once directly if absent (pgbench -i -s `scale`); sets db.scale to the
+// scale of the tables the runs use.
+void prepare_pgbench_tables(Database& db, const std::string& pgbench, int scale,
+                            const std::string& dir) {
   bool have_tables =
       std::string(PQgetvalue(
-          control.query("SELECT to_regclass('pgbench_accounts') IS NOT NULL").get(), 0, 0)) == "t";
-  int scale = o.scale;
+          db.control.query("SELECT to_regclass('pgbench_accounts') IS NOT NULL").get(), 0, 0)) ==
+      "t";
   if (!have_tables) {
     std::cerr << "pglens-bench proxy: initializing pgbench tables (pgbench -i -s " << scale
-              << ") in database " << db << "\n";
+              << ") in database " << db.name << "\n";
     std::string log = dir + "/pgbench-init.log";
-    Child init({pgbench, "-i", "-q", "-s", std::to_string(scale), "-h", host, "-p",
-                std::to_string(pg_port), "-U", user, db},
-               log, pg_env);
+    Child init({pgbench, "-i", "-q", "-s", std::to_string(scale), "-h", db.host, "-p",
+                std::to_string(db.port), "-U", db.user, db.name},
+               log, db.pg_env);
     int st = init.wait(1200);
     if (st != 0)
       throw BenchError("pgbench -i failed: " + pgbench_error(read_file_tail(log, 4000), st));
+    db.scale = scale;
   } else {
-    Result r = control.query("SELECT count(*) FROM pgbench_branches");
-    scale = std::atoi(PQgetvalue(r.get(), 0, 0));
+    Result r = db.control.query("SELECT count(*) FROM pgbench_branches");
+    db.scale = std::atoi(PQgetvalue(r.get(), 0, 0));
   }
+}
 
-  // The proxies.
-  std::string upstream = "postgresql://" + percent_encode(user) +
-                         (password.empty() ? "" : ":" + percent_encode(password)) + "@" + host +
-                         ":" + std::to_string(pg_port);
+// The targets, in the order the table lists them, and the proxy processes behind them (stopped
+// when destroyed).
+struct Targets {
   std::vector<std::unique_ptr<Child>> processes;
-  std::vector<Target> targets;
-  if (o.direct) targets.push_back({"direct", "direct", host, pg_port, nullptr, ""});
-  std::string pgbouncer_version;
-  if (!pgbouncer.empty()) {
-    pgbouncer_version = first_line(command_output(pgbouncer + " --version 2>&1"));
-    int port = free_port();
-    std::string ini = dir + "/pgbouncer.ini", userlist = dir + "/userlist.txt";
-    write_file(userlist, "\"" + user + "\" \"" + password + "\"\n");
-    write_file(ini, "[databases]\n" + db + " = host=" + host + " port=" + std::to_string(pg_port) +
-                        " dbname=" + db +
-                        "\n\n[pgbouncer]\n"
-                        "listen_addr = 127.0.0.1\n"
-                        "listen_port = " +
-                        std::to_string(port) +
-                        "\n"
-                        "unix_socket_dir =\n"
-                        "auth_type = trust\n"
-                        "auth_file = " +
-                        userlist +
-                        "\n"
-                        "pool_mode = transaction\n"
-                        "default_pool_size = " +
-                        std::to_string(o.pool_size) +
-                        "\n"
-                        "min_pool_size = 0\n"
-                        "reserve_pool_size = 0\n"
-                        "max_client_conn = " +
-                        std::to_string(std::max(200, 2 * max_clients)) +
-                        "\n"
-                        "ignore_startup_parameters = extra_float_digits\n"
-                        "log_connections = 0\n"
-                        "log_disconnections = 0\n");
-    chmod(ini.c_str(), 0644);
-    chmod(userlist.c_str(), 0644);
-    // PgBouncer refuses to run as root: as root, the child switches to postgres (or nobody).
-    std::string run_as;
-    if (getuid() == 0) run_as = getpwnam("postgres") ? "postgres" : "nobody";
-    std::string log = dir + "/pgbouncer.log";
-    processes.push_back(std::make_unique<Child>(std::vector<std::string>{pgbouncer, ini}, log,
-                                                std::vector<std::string>{}, run_as));
-    targets.push_back({"pgbouncer", "PgBouncer", "127.0.0.1", port, processes.back().get(), log});
+  std::vector<Target> list;
+  std::string pgbouncer_version;  // "" when PgBouncer is not run
+};
+
+// Starts PgBouncer on a free port in transaction mode, with the same pool size as pglens.
+void start_pgbouncer(Targets& targets, const std::string& pgbouncer, const Database& db,
+                     int pool_size, int max_clients, const std::string& dir) {
+  targets.pgbouncer_version = first_line(command_output(pgbouncer + " --version 2>&1"));
+  int port = free_port();
+  std::string ini = dir + "/pgbouncer.ini", userlist = dir + "/userlist.txt";
+  write_file(userlist, "\"" + db.user + "\" \"" + db.password + "\"\n");
+  write_file(ini, "[databases]\n" + db.name + " = host=" + db.host +
+                      " port=" + std::to_string(db.port) + " dbname=" + db.name +
+                      "\n\n[pgbouncer]\n"
+                      "listen_addr = 127.0.0.1\n"
+                      "listen_port = " +
+                      std::to_string(port) +
+                      "\n"
+                      "unix_socket_dir =\n"
+                      "auth_type = trust\n"
+                      "auth_file = " +
+                      userlist +
+                      "\n"
+                      "pool_mode = transaction\n"
+                      "default_pool_size = " +
+                      std::to_string(pool_size) +
+                      "\n"
+                      "min_pool_size = 0\n"
+                      "reserve_pool_size = 0\n"
+                      "max_client_conn = " +
+                      std::to_string(std::max(200, 2 * max_clients)) +
+                      "\n"
+                      "ignore_startup_parameters = extra_float_digits\n"
+                      "log_connections = 0\n"
+                      "log_disconnections = 0\n");
+  chmod(ini.c_str(), 0644);
+  chmod(userlist.c_str(), 0644);
+  // PgBouncer refuses to run as root: as root, the child switches to postgres (or nobody).
+  std::string run_as;
+  if (getuid() == 0) run_as = getpwnam("postgres") ? "postgres" : "nobody";
+  std::string log = dir + "/pgbouncer.log";
+  targets.processes.push_back(std::make_unique<Child>(std::vector<std::string>{pgbouncer, ini}, log,
+                                                      std::vector<std::string>{}, run_as));
+  targets.list.push_back({"pgbouncer", "PgBouncer", "127.0.0.1", port,
+                          targets.processes.back().get(), log, pgbouncer});
+}
+
+// One pglens to start: its program, its target key and label, and whether it analyzes.
+struct PglensInstance {
+  std::string binary, key, label;
+  bool analysis = true;
+};
+
+// Starts a pglens on a free port, pooling in transaction mode like PgBouncer.
+void start_pglens(Targets& targets, const PglensInstance& p, const ProxyOptions& o,
+                  const Database& db, const std::string& dir) {
+  std::string upstream = "postgresql://" + percent_encode(db.user) +
+                         (db.password.empty() ? "" : ":" + percent_encode(db.password)) + "@" +
+                         db.host + ":" + std::to_string(db.port);
+  int port = free_port();
+  std::vector<std::string> args = {p.binary,
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   "--upstream",
+                                   upstream,
+                                   "--pool-mode",
+                                   "transaction",
+                                   "--pool-size",
+                                   std::to_string(o.pool_size),
+                                   "--max-overflow",
+                                   "0",
+                                   "--log-level",
+                                   "warn"};
+  if (o.pglens_threads > 0)
+    args.insert(args.end(), {"--threads", std::to_string(o.pglens_threads)});
+  if (!p.analysis) args.push_back("--no-analysis");
+  // The analyzing one opens its admin console to the bench, which checks afterwards that
+  // analysis kept up: every statement pgbench ran through it, counted by its fingerprint.
+  // (The --baseline pglens is started the same way, so that it does the same work.)
+  if (p.analysis) args.insert(args.end(), {"--admin-users", db.user});
+  std::string log = dir + "/" + p.key + ".log";
+  targets.processes.push_back(std::make_unique<Child>(args, log));
+  targets.list.push_back(
+      {p.key, p.label, "127.0.0.1", port, targets.processes.back().get(), log, p.binary});
+}
+
+// Starts the targets (direct needs nothing; PgBouncer; pglens with analysis, without it and the
+// --baseline one) and waits until each proxy answers a query.
+Targets start_targets(const ProxyOptions& o, const Plan& plan, const Database& db,
+                      const std::string& dir) {
+  Targets targets;
+  if (o.direct) targets.list.push_back({"direct", "direct", db.host, db.port, nullptr, "", ""});
+  if (!plan.pgbouncer.empty())
+    start_pgbouncer(targets, plan.pgbouncer, db, o.pool_size, plan.max_clients(), dir);
+  start_pglens(targets, {plan.pglens, "pglens", "pglens", true}, o, db, dir);
+  if (o.analysis_compare)
+    start_pglens(targets, {plan.pglens, "pglens-noanalysis", "pglens --no-analysis", false}, o, db,
+                 dir);
+  if (!plan.baseline.empty())
+    start_pglens(targets, {plan.baseline, "pglens-baseline", "pglens (baseline)", true}, o, db,
+                 dir);
+  for (const auto& t : targets.list)
+    if (t.process) wait_ready(t, db.name, db.user, db.password);
+  return targets;
+}
+
+// What every pgbench run shares: the program, the database, where the logs go and --jobs.
+struct Pgbench {
+  std::string program;
+  const Database& db;
+  std::string log_dir;
+  int jobs = 0;  // --jobs; 0: one thread per client
+};
+
+// Runs one pgbench -S against `t` and reads its results from pgbench's output, and the CPU time
+// `t`'s proxy spent meanwhile from /proc; throws if the proxy exited.
+Run run_pgbench(const Pgbench& pgbench, const Target& t, const std::string& mode, int nclients,
+                int seconds, int round) {
+  const Database& db = pgbench.db;
+  Run r;
+  r.round = round;
+  r.mode = mode;
+  r.clients = nclients;
+  r.target = t.key;
+  static int counter = 0;
+  std::string log = pgbench.log_dir + "/pgbench-" + std::to_string(++counter) + ".log";
+  double cpu0 = t.process ? process_cpu_seconds(t.process->pid()) : 0;
+  auto t0 = Clock::now();
+  // -M prepared through a transaction pool needs a thread per client (README, "Benchmarks").
+  int jobs = pgbench.jobs > 0 && mode != "prepared" ? std::min(pgbench.jobs, nclients) : nclients;
+  Child c({pgbench.program, "-n", "-S", "-M", mode, "-c", std::to_string(nclients), "-j",
+           std::to_string(jobs), "-T", std::to_string(seconds), "-h", t.host, "-p",
+           std::to_string(t.port), "-U", db.user, db.name},
+          log, db.pg_env);
+  int status = c.wait(seconds + 60.0);
+  r.wall_s = seconds_since(t0);
+  if (t.process) {
+    if (!t.process->running())
+      throw BenchError(t.label + " exited during the run; its log ends:\n" +
+                       read_file_tail(t.log_path, 2000));
+    r.cpu_s = process_cpu_seconds(t.process->pid()) - cpu0;
   }
-  auto start_pglens = [&](bool analysis) {
-    int port = free_port();
-    std::vector<std::string> args = {pglens,
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(port),
-                                     "--upstream",
-                                     upstream,
-                                     "--pool-mode",
-                                     "transaction",
-                                     "--pool-size",
-                                     std::to_string(o.pool_size),
-                                     "--max-overflow",
-                                     "0",
-                                     "--log-level",
-                                     "warn"};
-    if (o.pglens_threads > 0)
-      args.insert(args.end(), {"--threads", std::to_string(o.pglens_threads)});
-    if (!analysis) args.push_back("--no-analysis");
-    // The analyzing one opens its admin console to the bench, which checks afterwards that
-    // analysis kept up: every statement pgbench ran through it, counted by its fingerprint.
-    if (analysis) args.insert(args.end(), {"--admin-users", user});
-    std::string key = analysis ? "pglens" : "pglens-noanalysis";
-    std::string log = dir + "/" + key + ".log";
-    processes.push_back(std::make_unique<Child>(args, log));
-    targets.push_back({key, analysis ? "pglens" : "pglens --no-analysis", "127.0.0.1", port,
-                       processes.back().get(), log});
-  };
-  start_pglens(true);
-  if (o.analysis_compare) start_pglens(false);
-  for (const auto& t : targets)
-    if (t.process) wait_ready(t, db, user, password);
+  std::string out = read_file_tail(log, 1 << 20);
+  std::smatch m;
+  if (std::regex_search(out, m, std::regex(R"(actually processed: (\d+))")))
+    r.transactions = std::stoull(m[1]);
+  if (std::regex_search(out, m, std::regex(R"(number of failed transactions: (\d+))")))
+    r.failed = std::stoull(m[1]);
+  if (std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+))"))) r.tps = std::stod(m[1]);
+  r.ok = status == 0 && r.failed == 0 && r.transactions > 0;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("error:") == std::string::npos) continue;
+    if (r.errors_logged++ == 0) r.first_logged_error = line.substr(0, 300);
+  }
+  if (!r.ok) {
+    r.error = status == 0 && r.failed ? std::to_string(r.failed) + " failed transactions"
+                                      : pgbench_error(out, status);
+  }
+  return r;
+}
 
-  auto run_pgbench = [&](const Target& t, const std::string& mode, int nclients, int seconds,
-                         int round) {
-    Run r;
-    r.round = round;
-    r.mode = mode;
-    r.clients = nclients;
-    r.target = t.key;
-    static int counter = 0;
-    std::string log = dir + "/pgbench-" + std::to_string(++counter) + ".log";
-    double cpu0 = t.process ? process_cpu_seconds(t.process->pid()) : 0;
-    auto t0 = Clock::now();
-    // -M prepared through a transaction pool needs a thread per client (README, "Benchmarks").
-    int jobs = o.jobs > 0 && mode != "prepared" ? std::min(o.jobs, nclients) : nclients;
-    Child c({pgbench, "-n", "-S", "-M", mode, "-c", std::to_string(nclients), "-j",
-             std::to_string(jobs), "-T", std::to_string(seconds), "-h", t.host, "-p",
-             std::to_string(t.port), "-U", user, db},
-            log, pg_env);
-    int status = c.wait(seconds + 60.0);
-    r.wall_s = seconds_since(t0);
-    if (t.process) {
-      if (!t.process->running())
-        throw BenchError(t.label + " exited during the run; its log ends:\n" +
-                         read_file_tail(t.log_path, 2000));
-      r.cpu_s = process_cpu_seconds(t.process->pid()) - cpu0;
-    }
-    std::string out = read_file_tail(log, 1 << 20);
-    std::smatch m;
-    if (std::regex_search(out, m, std::regex(R"(actually processed: (\d+))")))
-      r.transactions = std::stoull(m[1]);
-    if (std::regex_search(out, m, std::regex(R"(number of failed transactions: (\d+))")))
-      r.failed = std::stoull(m[1]);
-    if (std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+))"))) r.tps = std::stod(m[1]);
-    r.ok = status == 0 && r.failed == 0 && r.transactions > 0;
-    std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.find("error:") == std::string::npos) continue;
-      if (r.errors_logged++ == 0) r.first_logged_error = line.substr(0, 300);
-    }
-    if (!r.ok) {
-      r.error = status == 0 && r.failed ? std::to_string(r.failed) + " failed transactions"
-                                        : pgbench_error(out, status);
-    }
-    return r;
-  };
-
-  // Warm-up: fill each pool once (not measured).
-  std::uint64_t through_analysis = 0;  // transactions (one SELECT each) run through "pglens"
+// Warm-up: fill each pool once (not measured). Returns the transactions (one SELECT each) run
+// through "pglens".
+std::uint64_t warm_up(const Pgbench& pgbench, const std::vector<Target>& targets, int pool_size) {
+  std::uint64_t through_pglens = 0;
   for (const auto& t : targets) {
     if (!t.process) continue;
-    Run warm = run_pgbench(t, "extended", o.pool_size, 1, 0);
-    if (t.key == "pglens") through_analysis += warm.transactions;
+    Run warm = run_pgbench(pgbench, t, "extended", pool_size, 1, 0);
+    if (t.key == "pglens") through_pglens += warm.transactions;
   }
+  return through_pglens;
+}
 
-  const std::size_t nruns = static_cast<std::size_t>(o.rounds) * modes.size() * clients.size();
+// The measured runs: `rounds` rounds, each of every mode and client count through every target. A
+// run direct or through pglens that fails or logs errors ends the benchmark; PgBouncer's are
+// reported.
+std::vector<Run> run_rounds(const Pgbench& pgbench, const std::vector<Target>& targets,
+                            const Plan& plan, int rounds, int seconds) {
+  const std::size_t nruns =
+      static_cast<std::size_t>(rounds) * plan.modes.size() * plan.clients.size();
   Progress progress(nruns * targets.size());
   std::vector<Run> runs;
   // Interleaved: every target in turn, in orders that put each target after each other one
   // equally often (design.hpp). Each mode and client count goes through all the orders.
   const auto orders = carryover_balanced_orders(targets.size());
-  const std::size_t groups = modes.size() * clients.size();
-  for (int round = 1; round <= o.rounds; ++round) {
+  const std::size_t groups = plan.modes.size() * plan.clients.size();
+  for (int round = 1; round <= rounds; ++round) {
     std::size_t group = 0;
-    for (const auto& mode : modes) {
-      for (int n : clients) {
+    for (const auto& mode : plan.modes) {
+      for (int n : plan.clients) {
         const auto& order = orders[order_for(round, group++, groups, orders.size())];
         for (std::size_t i : order) {
           const Target& t = targets[i];
           progress.label("round " + std::to_string(round) + ": -M " + mode + ", " +
                          std::to_string(n) + " clients, " + t.label);
-          Run r = run_pgbench(t, mode, n, o.seconds, round);
+          Run r = run_pgbench(pgbench, t, mode, n, seconds, round);
           progress.advance();
           if ((!r.ok || r.errors_logged) && t.key != "pgbouncer") {
             progress.finish();
@@ -399,23 +514,36 @@ int run_proxy(const ProxyOptions& o) {
                 (t.key == "direct" ? "direct" : "through " + t.label) + " " +
                 (r.ok ? "logged errors: " + r.first_logged_error : "failed: " + r.error));
           }
-          if (t.key == "pglens") through_analysis += r.transactions;
           runs.push_back(std::move(r));
         }
       }
     }
   }
   progress.finish();
+  return runs;
+}
 
-  // Aggregate per (mode, clients, target): median over the rounds.
-  struct Cell {
-    bool ok = true;
-    std::string error;
-    Samples tps, cpu;
-    std::uint64_t transactions = 0, errors_logged = 0;
-    std::string first_logged_error;
-  };
-  std::map<std::tuple<std::string, int, std::string>, Cell> cells;
+// Transactions (one SELECT each) the runs ran through `target`.
+std::uint64_t transactions_through(const std::vector<Run>& runs, const std::string& target) {
+  std::uint64_t total = 0;
+  for (const auto& r : runs)
+    if (r.target == target) total += r.transactions;
+  return total;
+}
+
+// One mode, client count and target over the rounds.
+struct Cell {
+  bool ok = true;
+  std::string error;
+  Samples tps, cpu;
+  std::uint64_t transactions = 0, errors_logged = 0;
+  std::string first_logged_error;
+};
+using Cells = std::map<std::tuple<std::string, int, std::string>, Cell>;  // mode, clients, target
+
+// Aggregate per (mode, clients, target): median over the rounds.
+Cells aggregate(const std::vector<Run>& runs) {
+  Cells cells;
   for (const auto& r : runs) {
     auto& c = cells[{r.mode, r.clients, r.target}];
     if (!r.ok) {
@@ -430,132 +558,138 @@ int run_proxy(const ProxyOptions& o) {
     c.errors_logged += r.errors_logged;
     c.transactions += r.transactions;
   }
-  auto cell = [&](const std::string& mode, int n, const std::string& target) -> const Cell* {
-    auto it = cells.find({mode, n, target});
-    return it == cells.end() || !it->second.ok ? nullptr : &it->second;
-  };
-  auto ratio = [](const Cell* a, const Cell* b) -> std::optional<double> {
-    if (!a || !b || b->tps.median() <= 0) return std::nullopt;
-    return a->tps.median() / b->tps.median();
-  };
-  auto fmt_ratio = [](std::optional<double> r) { return r ? fmt_fixed(*r, 2) + "×" : ""; };
-  // Two targets compared round by round: they ran minutes apart at most, so slow drift of the
-  // machine's load cancels out of each ratio. `cpu`: CPU per transaction instead of tps.
-  auto paired = [&](const std::string& mode, int n, const std::string& a, const std::string& b,
-                    bool cpu) {
-    std::map<int, std::pair<const Run*, const Run*>> by_round;
-    for (const auto& r : runs) {
-      if (r.mode != mode || r.clients != n || !r.ok) continue;
-      if (r.target == a) by_round[r.round].first = &r;
-      if (r.target == b) by_round[r.round].second = &r;
-    }
-    Samples ratios;
-    for (const auto& [round, pair] : by_round) {
-      if (!pair.first || !pair.second) continue;
-      double num = cpu ? pair.first->cpu_us_per_txn() : pair.first->tps;
-      double den = cpu ? pair.second->cpu_us_per_txn() : pair.second->tps;
-      // Both measured: a zero (a run too short for one CPU tick) has no place on a log scale.
-      if (num > 0 && den > 0) ratios.values.push_back(num / den);
-    }
-    return ratios;
-  };
-  auto fmt_paired = [&](const Samples& s, int digits) {
-    if (s.values.size() < 2) return std::string();
-    auto fmt_interval = [&](Interval ci) {
-      return "(90% interval " + fmt_fixed(ci.low, digits) + "–" + fmt_fixed(ci.high, digits) + "×)";
-    };
-    return "; round by round: geometric mean " + fmt_fixed(geometric_mean(s.values), digits) +
-           "× " + fmt_interval(geometric_mean_interval(s.values)) + ", median " +
-           fmt_fixed(s.median(), digits) + "× " + fmt_interval(median_interval(s.values)) +
-           ", rounds " + fmt_fixed(s.min(), digits) + "–" + fmt_fixed(s.max(), digits) + "×";
-  };
+  return cells;
+}
 
-  // Did analysis keep up? Its queue drops statements rather than slow forwarding down; a ratio
-  // measured while it dropped would flatter it. The analyzer lags by a batch (20 ms): wait for it.
-  std::uint64_t analyzed = 0;
-  bool analysis_checked = false;
-  std::string analysis_check_error;
-  for (const auto& t : targets) {
-    if (t.key != "pglens") continue;
-    auto t0 = Clock::now();
-    try {
-      do {
-        analyzed = analyzed_selects(t, user, password);
-        analysis_checked = true;
-        if (analyzed >= through_analysis) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      } while (seconds_since(t0) < 10);
-    } catch (const std::exception& e) {
-      analysis_checked = false;
-      analysis_check_error = e.what();
-    }
+// The cell, if every run of it succeeded; null otherwise (or if the target did not run).
+const Cell* cell(const Cells& cells, const std::string& mode, int n, const std::string& target) {
+  auto it = cells.find({mode, n, target});
+  return it == cells.end() || !it->second.ok ? nullptr : &it->second;
+}
+
+// a's median tps over b's, if both succeeded.
+std::optional<double> ratio(const Cell* a, const Cell* b) {
+  if (!a || !b || b->tps.median() <= 0) return std::nullopt;
+  return a->tps.median() / b->tps.median();
+}
+
+// "1.23×", or "" for no ratio.
+std::string fmt_ratio(std::optional<double> r) {
+  return r ? fmt_fixed(*r, 2) + "×" : "";
+}
+
+// Two targets compared round by round: they ran minutes apart at most, so slow drift of the
+// machine's load cancels out of each ratio. `cpu`: CPU per transaction instead of tps.
+Samples paired(const std::vector<Run>& runs, const std::string& mode, int n, const std::string& a,
+               const std::string& b, bool cpu) {
+  std::map<int, std::pair<const Run*, const Run*>> by_round;
+  for (const auto& r : runs) {
+    if (r.mode != mode || r.clients != n || !r.ok) continue;
+    if (r.target == a) by_round[r.round].first = &r;
+    if (r.target == b) by_round[r.round].second = &r;
   }
+  Samples ratios;
+  for (const auto& [round, pair] : by_round) {
+    if (!pair.first || !pair.second) continue;
+    double num = cpu ? pair.first->cpu_us_per_txn() : pair.first->tps;
+    double den = cpu ? pair.second->cpu_us_per_txn() : pair.second->tps;
+    // Both measured: a zero (a run too short for one CPU tick) has no place on a log scale.
+    if (num > 0 && den > 0) ratios.values.push_back(num / den);
+  }
+  return ratios;
+}
 
-  MachineInfo machine = machine_info();
-  // Printed only after the JSON and SVG files are written: nothing on stdout if anything fails.
-  std::ostringstream out;
-  out << "pglens-bench proxy: pgbench -S (select-only, scale " << scale << "), pool of "
-      << o.pool_size << " in transaction mode, " << o.seconds << " s per run, " << o.rounds
-      << (o.rounds == 1 ? " round" : " rounds") << ", pgbench -j "
-      << (o.jobs > 0 ? std::to_string(o.jobs) + " (prepared: one per client)" : "one per client")
-      << ", targets interleaved; tps = median over rounds\n";
-  out << (o.direct ? "direct: " : "database (not run direct): ") << redact_dsn(o.dsn)
-      << "   pglens: " << pglens;
-  out << "   PgBouncer: " << (pgbouncer.empty() ? skipped_pgbouncer : pgbouncer_version) << "\n";
-  out << "PostgreSQL " << server_version << "; " << describe(machine) << "\n\n";
+// "; round by round: geometric mean ... (90% interval ...), median ..., rounds ...", or "" for
+// fewer than two rounds.
+std::string fmt_paired(const Samples& s, int digits) {
+  if (s.values.size() < 2) return std::string();
+  auto fmt_interval = [&](Interval ci) {
+    return "(90% interval " + fmt_fixed(ci.low, digits) + "–" + fmt_fixed(ci.high, digits) + "×)";
+  };
+  return "; round by round: geometric mean " + fmt_fixed(geometric_mean(s.values), digits) + "× " +
+         fmt_interval(geometric_mean_interval(s.values)) + ", median " +
+         fmt_fixed(s.median(), digits) + "× " + fmt_interval(median_interval(s.values)) +
+         ", rounds " + fmt_fixed(s.min(), digits) + "–" + fmt_fixed(s.max(), digits) + "×";
+}
 
-  bool have_bouncer = !pgbouncer.empty();
+// The results table: a row per mode, client count and target, then footnotes on the runs that
+// failed or during which pgbench logged errors.
+std::string results_table(const Plan& plan, const std::vector<Target>& targets, const Cells& cells,
+                          int rounds, bool direct_run) {
+  bool have_bouncer = !plan.pgbouncer.empty();
   std::vector<std::string> headers = {"mode", "clients", "target", "tps"};
-  if (o.rounds > 1) headers.push_back("spread (min–max)");
-  if (o.direct) headers.push_back("vs direct");
+  if (rounds > 1) headers.push_back("spread (min–max)");
+  if (direct_run) headers.push_back("vs direct");
   if (have_bouncer) headers.push_back("vs PgBouncer");
   headers.push_back("proxy CPU/txn");
   if (have_bouncer) headers.push_back("CPU vs PgBouncer");
   Table table(headers, {true, false, true});
-  nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> footnotes;
-  for (const auto& mode : modes) {
-    for (int n : clients) {
-      if (!results.empty()) table.separator();
-      const Cell* direct = cell(mode, n, "direct");
-      const Cell* bouncer = cell(mode, n, "pgbouncer");
+  bool first_group = true;
+  for (const auto& mode : plan.modes) {
+    for (int n : plan.clients) {
+      if (!first_group) table.separator();
+      first_group = false;
+      const Cell* direct = cell(cells, mode, n, "direct");
+      const Cell* bouncer = cell(cells, mode, n, "pgbouncer");
       bool first = true;
       for (const auto& t : targets) {
-        auto& c = cells[{mode, n, t.key}];
+        const Cell& c = cells.at({mode, n, t.key});
         const Cell* me = c.ok ? &c : nullptr;
         std::vector<std::string> row = {first ? mode : "", first ? std::to_string(n) : "", t.label};
         first = false;
-        std::optional<double> cpu_ratio;
-        if (me && bouncer && t.process && bouncer->cpu.median() > 0)
-          cpu_ratio = me->cpu.median() / bouncer->cpu.median();
         if (!me) {
           footnotes.push_back("(" + std::to_string(footnotes.size() + 1) + ") " + t.label +
                               ", -M " + mode + ", " + std::to_string(n) + " clients: " + c.error);
           row.push_back("failed (" + std::to_string(footnotes.size()) + ")");
-        } else {
-          std::string tps = fmt_count(me->tps.median());
-          if (me->errors_logged) {
-            footnotes.push_back(
-                "(" + std::to_string(footnotes.size() + 1) + ") " + t.label + ", -M " + mode +
-                ", " + std::to_string(n) + " clients: completed, but pgbench logged " +
-                std::to_string(me->errors_logged) + " errors, e.g.: " + me->first_logged_error);
-            tps += " (" + std::to_string(footnotes.size()) + ")";
-          }
-          row.push_back(tps);
-          if (o.rounds > 1)
-            row.push_back(fmt_count(me->tps.min()) + " – " + fmt_count(me->tps.max()));
-          if (o.direct) row.push_back(t.key == "direct" ? "" : fmt_ratio(ratio(me, direct)));
-          if (have_bouncer)
-            row.push_back(
-                t.key == "direct" || t.key == "pgbouncer" ? "" : fmt_ratio(ratio(me, bouncer)));
-          row.push_back(t.process ? fmt_fixed(me->cpu.median(), 1) + " µs" : "");
-          if (have_bouncer)
-            row.push_back(cpu_ratio && t.key != "pgbouncer" ? fmt_ratio(cpu_ratio) : "");
+          table.add(std::move(row));
+          continue;
         }
+        std::optional<double> cpu_ratio;
+        if (bouncer && t.process && bouncer->cpu.median() > 0)
+          cpu_ratio = me->cpu.median() / bouncer->cpu.median();
+        std::string tps = fmt_count(me->tps.median());
+        if (me->errors_logged) {
+          footnotes.push_back(
+              "(" + std::to_string(footnotes.size() + 1) + ") " + t.label + ", -M " + mode + ", " +
+              std::to_string(n) + " clients: completed, but pgbench logged " +
+              std::to_string(me->errors_logged) + " errors, e.g.: " + me->first_logged_error);
+          tps += " (" + std::to_string(footnotes.size()) + ")";
+        }
+        row.push_back(tps);
+        if (rounds > 1) row.push_back(fmt_count(me->tps.min()) + " – " + fmt_count(me->tps.max()));
+        if (direct_run) row.push_back(t.key == "direct" ? "" : fmt_ratio(ratio(me, direct)));
+        if (have_bouncer)
+          row.push_back(t.key == "direct" || t.key == "pgbouncer" ? ""
+                                                                  : fmt_ratio(ratio(me, bouncer)));
+        row.push_back(t.process ? fmt_fixed(me->cpu.median(), 1) + " µs" : "");
+        if (have_bouncer)
+          row.push_back(cpu_ratio && t.key != "pgbouncer" ? fmt_ratio(cpu_ratio) : "");
         table.add(std::move(row));
-        auto opt = [](std::optional<double> v) {
-          return v ? nlohmann::json(*v) : nlohmann::json();
-        };
+      }
+    }
+  }
+  std::string text = table.render();
+  if (!footnotes.empty()) text += "\n";
+  for (const auto& f : footnotes) text += f + "\n";
+  return text;
+}
+
+// The JSON "results": one entry per mode, client count and target, as in the table.
+nlohmann::json results_json(const Plan& plan, const std::vector<Target>& targets,
+                            const Cells& cells, bool direct_run) {
+  auto opt = [](std::optional<double> v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& mode : plan.modes) {
+    for (int n : plan.clients) {
+      const Cell* direct = cell(cells, mode, n, "direct");
+      const Cell* bouncer = cell(cells, mode, n, "pgbouncer");
+      for (const auto& t : targets) {
+        const Cell& c = cells.at({mode, n, t.key});
+        const Cell* me = c.ok ? &c : nullptr;
+        std::optional<double> cpu_ratio;
+        if (me && bouncer && t.process && bouncer->cpu.median() > 0)
+          cpu_ratio = me->cpu.median() / bouncer->cpu.median();
         results.push_back({
             {"mode", mode},
             {"clients", n},
@@ -574,23 +708,25 @@ int run_proxy(const ProxyOptions& o) {
              t.process && t.key != "pgbouncer" ? opt(ratio(me, bouncer)) : nlohmann::json()},
             {"cpu_vs_pgbouncer", t.key != "pgbouncer" ? opt(cpu_ratio) : nlohmann::json()},
         });
-        if (!o.direct) results.back().erase("tps_vs_direct");
+        if (!direct_run) results.back().erase("tps_vs_direct");
       }
     }
   }
-  out << table.render();
-  if (!footnotes.empty()) out << "\n";
-  for (const auto& f : footnotes) out << f << "\n";
+  return results;
+}
 
-  // The targets the issues set, stated against what was measured.
-  std::vector<std::string> summary;
+// The JSON "comparisons": pglens against PgBouncer (tps and CPU per transaction), without
+// analysis (tps) and against --baseline (tps and CPU), round by round, where both ran.
+nlohmann::json comparisons_json(const Plan& plan, const std::vector<Run>& runs) {
   nlohmann::json comparisons = nlohmann::json::array();
-  for (const auto& mode : modes) {
-    for (int n : clients) {
+  for (const auto& mode : plan.modes) {
+    for (int n : plan.clients) {
       for (const auto& [a, b, cpu] :
            {std::tuple{"pglens", "pgbouncer", false}, std::tuple{"pglens", "pgbouncer", true},
-            std::tuple{"pglens", "pglens-noanalysis", false}}) {
-        auto per_round = paired(mode, n, a, b, cpu);
+            std::tuple{"pglens", "pglens-noanalysis", false},
+            std::tuple{"pglens", "pglens-baseline", false},
+            std::tuple{"pglens", "pglens-baseline", true}}) {
+        auto per_round = paired(runs, mode, n, a, b, cpu);
         if (per_round.values.empty()) continue;
         auto median_ci = median_interval(per_round.values);
         auto mean_ci = geometric_mean_interval(per_round.values);
@@ -605,145 +741,263 @@ int run_proxy(const ProxyOptions& o) {
                                {"per_round_median", per_round.median()},
                                {"per_round_median_interval90", {median_ci.low, median_ci.high}}});
       }
-      std::string where = "-M " + mode + ", " + std::to_string(n) + " clients";
-      const Cell* pl = cell(mode, n, "pglens");
-      if (auto r = ratio(pl, cell(mode, n, "pgbouncer"))) {
-        const Cell* b = cell(mode, n, "pgbouncer");
-        std::string s = where + ": pglens/PgBouncer tps " + fmt_fixed(*r, 2) + "×" +
-                        fmt_paired(paired(mode, n, "pglens", "pgbouncer", false), 2);
-        if (b->cpu.median() > 0)
-          s += "\n    CPU per transaction " + fmt_fixed(pl->cpu.median() / b->cpu.median(), 2) +
-               "×" + fmt_paired(paired(mode, n, "pglens", "pgbouncer", true), 2);
-        if (mode == "extended" && n == 64) s += "\n    (issue 3 target: tps ≥ 1.10×, CPU ≤ 0.80×)";
-        summary.push_back(s);
+    }
+  }
+  return comparisons;
+}
+
+// The summary line for pglens against `against` (called `name`) in one mode and client count:
+// "-M MODE, N clients: pglens/NAME tps R×", round by round, and CPU per transaction the same way
+// when `against` used any CPU. None unless both ran and succeeded.
+std::optional<std::string> versus_line(const std::vector<Run>& runs, const Cells& cells,
+                                       const std::string& mode, int n, const std::string& against,
+                                       const std::string& name) {
+  const Cell* pl = cell(cells, mode, n, "pglens");
+  const Cell* b = cell(cells, mode, n, against);
+  auto r = ratio(pl, b);
+  if (!r) return std::nullopt;
+  std::string s = "-M " + mode + ", " + std::to_string(n) + " clients: pglens/" + name + " tps " +
+                  fmt_fixed(*r, 2) + "×" +
+                  fmt_paired(paired(runs, mode, n, "pglens", against, false), 2);
+  if (b->cpu.median() > 0)
+    s += "\n    CPU per transaction " + fmt_fixed(pl->cpu.median() / b->cpu.median(), 2) + "×" +
+         fmt_paired(paired(runs, mode, n, "pglens", against, true), 2);
+  return s;
+}
+
+// The targets the issues set, stated against what was measured: per mode and client count,
+// pglens against PgBouncer and analysis on against off, then pglens against --baseline.
+std::vector<std::string> summary_lines(const std::vector<Run>& runs, const Cells& cells,
+                                       const Plan& plan) {
+  std::vector<std::string> summary;
+  for (const auto& mode : plan.modes) {
+    for (int n : plan.clients) {
+      bool issue_cell = mode == "extended" && n == 64;
+      if (auto s = versus_line(runs, cells, mode, n, "pgbouncer", "PgBouncer")) {
+        if (issue_cell) *s += "\n    (issue 3 target: tps ≥ 1.10×, CPU ≤ 0.80×)";
+        summary.push_back(*s);
       }
-      if (auto r = ratio(pl, cell(mode, n, "pglens-noanalysis"))) {
-        auto per_round = paired(mode, n, "pglens", "pglens-noanalysis", false);
-        std::string s = where + ": pglens analysis on/off tps " + fmt_fixed(*r, 3) + "×" +
+      if (auto r =
+              ratio(cell(cells, mode, n, "pglens"), cell(cells, mode, n, "pglens-noanalysis"))) {
+        auto per_round = paired(runs, mode, n, "pglens", "pglens-noanalysis", false);
+        std::string s = "-M " + mode + ", " + std::to_string(n) +
+                        " clients: pglens analysis on/off tps " + fmt_fixed(*r, 3) + "×" +
                         fmt_paired(per_round, 3);
-        if (mode == "extended" && n == 64) {
+        if (issue_cell) {
           // Judged on the geometric mean: the rounds' log ratios are close to normal (README,
           // "Benchmarks").
           s += "\n    (issue 4 target: ≥ 0.97×: " + judge_at_least(per_round.values, 0.97) + ")";
         }
         summary.push_back(s);
       }
+      if (auto s = versus_line(runs, cells, mode, n, "pglens-baseline", "baseline"))
+        summary.push_back(*s);
     }
   }
-  std::string analysis_line;
-  if (analysis_checked) {
-    analysis_line = "analysis (pglens): " + fmt_count(static_cast<double>(analyzed)) + " of " +
-                    fmt_count(static_cast<double>(through_analysis)) +
-                    " pgbench statements analyzed";
-    if (analyzed < through_analysis)
-      analysis_line +=
-          "; " + fmt_count(static_cast<double>(through_analysis - analyzed)) +
-          " not analyzed (dropped by its queue, as pglens_analyzer_events_dropped_total"
-          " counts, or still waiting after 10 s)";
-    else if (analyzed > through_analysis)
-      analysis_line += "; more than were run: the check is wrong";
-  } else if (!analysis_check_error.empty()) {
-    analysis_line = "analysis (pglens): not checked: " + analysis_check_error;
+  return summary;
+}
+
+// What SHOW FINGERPRINTS said of the analyzing pglens.
+struct AnalysisCheck {
+  std::uint64_t run = 0;  // transactions (one SELECT each) run through it, warm-up included
+  std::uint64_t analyzed = 0;
+  bool checked = false;
+  std::string error;  // why it could not be checked
+};
+
+// Did analysis keep up? Its queue drops statements rather than slow forwarding down; a ratio
+// measured while it dropped would flatter it. The analyzer lags by a batch (20 ms): wait for it.
+// Only the "pglens" target is checked.
+AnalysisCheck check_analysis(const std::vector<Target>& targets, const Database& db,
+                             std::uint64_t through_analysis) {
+  AnalysisCheck check;
+  check.run = through_analysis;
+  for (const auto& t : targets) {
+    if (t.key != "pglens") continue;
+    auto t0 = Clock::now();
+    try {
+      do {
+        check.analyzed = analyzed_selects(t, db.user, db.password);
+        check.checked = true;
+        if (check.analyzed >= through_analysis) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      } while (seconds_since(t0) < 10);
+    } catch (const std::exception& e) {
+      check.checked = false;
+      check.error = e.what();
+    }
   }
-  if (!analysis_line.empty()) summary.push_back(analysis_line);
+  return check;
+}
+
+// The summary's "analysis (pglens): ..." line; "" when there is nothing to say.
+std::string analysis_line(const AnalysisCheck& check) {
+  std::string line;
+  if (check.checked) {
+    line = "analysis (pglens): " + fmt_count(static_cast<double>(check.analyzed)) + " of " +
+           fmt_count(static_cast<double>(check.run)) + " pgbench statements analyzed";
+    if (check.analyzed < check.run)
+      line += "; " + fmt_count(static_cast<double>(check.run - check.analyzed)) +
+              " not analyzed (dropped by its queue, as pglens_analyzer_events_dropped_total"
+              " counts, or still waiting after 10 s)";
+    else if (check.analyzed > check.run)
+      line += "; more than were run: the check is wrong";
+  } else if (!check.error.empty()) {
+    line = "analysis (pglens): not checked: " + check.error;
+  }
+  return line;
+}
+
+// What stdout shows: what was run, on what, the results table and the summary.
+std::string report_text(const ProxyOptions& o, const Plan& plan, const Database& db,
+                        const Targets& targets, const MachineInfo& machine,
+                        const std::string& table, const std::vector<std::string>& summary) {
+  std::ostringstream out;
+  out << "pglens-bench proxy: pgbench -S (select-only, scale " << db.scale << "), pool of "
+      << o.pool_size << " in transaction mode, " << o.seconds << " s per run, " << o.rounds
+      << (o.rounds == 1 ? " round" : " rounds") << ", pgbench -j "
+      << (o.jobs > 0 ? std::to_string(o.jobs) + " (prepared: one per client)" : "one per client")
+      << ", targets interleaved; tps = median over rounds\n";
+  out << (o.direct ? "direct: " : "database (not run direct): ") << redact_dsn(o.dsn)
+      << "   pglens: " << plan.pglens;
+  out << "   PgBouncer: "
+      << (plan.pgbouncer.empty() ? plan.skipped_pgbouncer : targets.pgbouncer_version) << "\n";
+  out << "PostgreSQL " << db.server_version << "; " << describe(machine) << "\n\n";
+  out << table;
   if (!summary.empty()) {
     out << "\n";
     for (const auto& s : summary) out << s << "\n";
   }
   out << "\nproxy CPU/txn: the proxy process' utime+stime (/proc/PID/stat) over the run ÷ "
          "transactions; figures from one run on a shared machine are noisy\n";
+  return out.str();
+}
 
-  if (!o.json_path.empty()) {
-    nlohmann::json tj = nlohmann::json::array();
-    for (const auto& t : targets) {
-      nlohmann::json j = {{"target", t.key}, {"label", t.label}};
-      if (t.key == "pgbouncer") j["version"] = pgbouncer_version;
-      if (t.key.rfind("pglens", 0) == 0) {
-        j["analysis"] = t.key == "pglens";
-        j["path"] = pglens;
-      }
-      tj.push_back(j);
+// The --json document: the setup, every run, the results, comparisons and summary.
+void write_json(const std::string& path, const ProxyOptions& o, const Plan& plan,
+                const Database& db, const Targets& targets, const MachineInfo& machine,
+                const std::vector<Run>& runs, const Cells& cells, const AnalysisCheck& analysis,
+                const std::vector<std::string>& summary) {
+  nlohmann::json tj = nlohmann::json::array();
+  for (const auto& t : targets.list) {
+    nlohmann::json j = {{"target", t.key}, {"label", t.label}};
+    if (t.key == "pgbouncer") j["version"] = targets.pgbouncer_version;
+    if (t.key.rfind("pglens", 0) == 0) {
+      j["analysis"] = t.key != "pglens-noanalysis";
+      j["path"] = t.binary;
     }
-    nlohmann::json rj = nlohmann::json::array();
-    for (const auto& r : runs) {
-      rj.push_back({{"round", r.round},
-                    {"mode", r.mode},
-                    {"clients", r.clients},
-                    {"target", r.target},
-                    {"ok", r.ok},
-                    {"error", r.ok ? nlohmann::json() : nlohmann::json(r.error)},
-                    {"tps", r.tps},
-                    {"transactions", r.transactions},
-                    {"failed_transactions", r.failed},
-                    {"errors_logged", r.errors_logged},
-                    {"first_logged_error",
-                     r.errors_logged ? nlohmann::json(r.first_logged_error) : nlohmann::json()},
-                    {"cpu_s", r.cpu_s},
-                    {"cpu_us_per_txn", r.cpu_us_per_txn()},
-                    {"wall_s", r.wall_s}});
-    }
-    nlohmann::json j = {
-        {"benchmark", "proxy"},
-        {"schema_version", 1},
-        {"pool_mode", "transaction"},
-        {"pool_size", o.pool_size},
-        {"seconds", o.seconds},
-        {"rounds", o.rounds},
-        {"direct", o.direct},
-        {"jobs", o.jobs},  // 0: one per client
-        {"scale", scale},
-        {"modes", modes},
-        {"clients", clients},
-        {"machine", to_json(machine)},
-        {"server_version", server_version},
-        {"dsn", redact_dsn(o.dsn)},
-        {"pgbouncer",
-         pgbouncer.empty() ? nlohmann::json(skipped_pgbouncer) : nlohmann::json(pgbouncer_version)},
-        {"targets", tj},
-        {"runs", rj},
-        {"results", results},
-        {"comparisons", comparisons},
-        {"analysis_check",
-         {{"statements_run", through_analysis},
-          {"statements_analyzed", analysis_checked ? nlohmann::json(analyzed) : nlohmann::json()},
-          {"error", analysis_check_error.empty() ? nlohmann::json()
-                                                 : nlohmann::json(analysis_check_error)}}},
-        {"summary", summary},
-    };
-    write_file(o.json_path, j.dump(2) + "\n");
+    tj.push_back(j);
   }
-  if (!o.svg_path.empty()) {
-    ChartSpec c;
-    c.title =
-        "pgbench -S through a pool of " + std::to_string(o.pool_size) + ": transactions per second";
-    c.subtitle = "PostgreSQL " + server_version + ", " + describe(machine) + ", " +
-                 std::to_string(o.seconds) + " s per run";
-    c.axis_label = "transactions per second (whiskers: min–max over rounds)";
-    for (const auto& t : targets) c.series.emplace_back(t.key, t.label);
-    for (const auto& mode : modes) {
-      for (int n : clients) {
-        std::string g = mode + "-" + std::to_string(n);
-        c.groups.emplace_back(g, "-M " + mode + ", " + std::to_string(n) + " clients");
-        for (const auto& t : targets) {
-          const auto& cl = cells[{mode, n, t.key}];
-          ChartBar b;
-          b.group = g;
-          b.series = t.key;
-          if (cl.ok) {
-            b.value = cl.tps.median();
-            if (o.rounds > 1) b.lo = cl.tps.min(), b.hi = cl.tps.max();
-            b.label = fmt_count(b.value) + " tps";
-          } else {
-            b.label = "failed: " + cl.error.substr(0, 60);
-          }
-          b.tooltip = t.label + ", " + b.label;
-          c.bars.push_back(std::move(b));
+  nlohmann::json rj = nlohmann::json::array();
+  for (const auto& r : runs) {
+    rj.push_back({{"round", r.round},
+                  {"mode", r.mode},
+                  {"clients", r.clients},
+                  {"target", r.target},
+                  {"ok", r.ok},
+                  {"error", r.ok ? nlohmann::json() : nlohmann::json(r.error)},
+                  {"tps", r.tps},
+                  {"transactions", r.transactions},
+                  {"failed_transactions", r.failed},
+                  {"errors_logged", r.errors_logged},
+                  {"first_logged_error",
+                   r.errors_logged ? nlohmann::json(r.first_logged_error) : nlohmann::json()},
+                  {"cpu_s", r.cpu_s},
+                  {"cpu_us_per_txn", r.cpu_us_per_txn()},
+                  {"wall_s", r.wall_s}});
+  }
+  nlohmann::json j = {
+      {"benchmark", "proxy"},
+      {"schema_version", 1},
+      {"pool_mode", "transaction"},
+      {"pool_size", o.pool_size},
+      {"seconds", o.seconds},
+      {"rounds", o.rounds},
+      {"direct", o.direct},
+      {"jobs", o.jobs},  // 0: one per client
+      {"scale", db.scale},
+      {"modes", plan.modes},
+      {"clients", plan.clients},
+      {"machine", to_json(machine)},
+      {"server_version", db.server_version},
+      {"dsn", redact_dsn(o.dsn)},
+      {"pgbouncer", plan.pgbouncer.empty() ? nlohmann::json(plan.skipped_pgbouncer)
+                                           : nlohmann::json(targets.pgbouncer_version)},
+      {"targets", tj},
+      {"runs", rj},
+      {"results", results_json(plan, targets.list, cells, o.direct)},
+      {"comparisons", comparisons_json(plan, runs)},
+      {"analysis_check",
+       {{"statements_run", analysis.run},
+        {"statements_analyzed",
+         analysis.checked ? nlohmann::json(analysis.analyzed) : nlohmann::json()},
+        {"error", analysis.error.empty() ? nlohmann::json() : nlohmann::json(analysis.error)}}},
+      {"summary", summary},
+  };
+  write_file(path, j.dump(2) + "\n");
+}
+
+// The --svg bar chart: median tps per mode, client count and target, min–max whiskers.
+void write_svg(const std::string& path, const ProxyOptions& o, const Plan& plan, const Database& db,
+               const std::vector<Target>& targets, const MachineInfo& machine, const Cells& cells) {
+  ChartSpec c;
+  c.title =
+      "pgbench -S through a pool of " + std::to_string(o.pool_size) + ": transactions per second";
+  c.subtitle = "PostgreSQL " + db.server_version + ", " + describe(machine) + ", " +
+               std::to_string(o.seconds) + " s per run";
+  c.axis_label = "transactions per second (whiskers: min–max over rounds)";
+  for (const auto& t : targets) c.series.emplace_back(t.key, t.label);
+  for (const auto& mode : plan.modes) {
+    for (int n : plan.clients) {
+      std::string g = mode + "-" + std::to_string(n);
+      c.groups.emplace_back(g, "-M " + mode + ", " + std::to_string(n) + " clients");
+      for (const auto& t : targets) {
+        const auto& cl = cells.at({mode, n, t.key});
+        ChartBar b;
+        b.group = g;
+        b.series = t.key;
+        if (cl.ok) {
+          b.value = cl.tps.median();
+          if (o.rounds > 1) b.lo = cl.tps.min(), b.hi = cl.tps.max();
+          b.label = fmt_count(b.value) + " tps";
+        } else {
+          b.label = "failed: " + cl.error.substr(0, 60);
         }
+        b.tooltip = t.label + ", " + b.label;
+        c.bars.push_back(std::move(b));
       }
     }
-    write_file(o.svg_path, render_bar_chart(c));
   }
-  std::cout << out.str();
+  write_file(path, render_bar_chart(c));
+}
+
+}  // namespace
+
+int run_proxy(const ProxyOptions& o) {
+  const Plan plan = make_plan(o);
+  Database db = open_database(o, plan);
+  const ScratchDir dir;
+  prepare_pgbench_tables(db, plan.pgbench, o.scale, dir.path());
+  const Targets targets = start_targets(o, plan, db, dir.path());
+
+  const Pgbench pgbench{plan.pgbench, db, dir.path(), o.jobs};
+  const std::uint64_t warm_through_pglens = warm_up(pgbench, targets.list, o.pool_size);
+  const std::vector<Run> runs = run_rounds(pgbench, targets.list, plan, o.rounds, o.seconds);
+  const Cells cells = aggregate(runs);
+
+  const AnalysisCheck analysis =
+      check_analysis(targets.list, db, warm_through_pglens + transactions_through(runs, "pglens"));
+  const MachineInfo machine = machine_info();
+  std::vector<std::string> summary = summary_lines(runs, cells, plan);
+  if (std::string line = analysis_line(analysis); !line.empty()) summary.push_back(line);
+  const std::string table = results_table(plan, targets.list, cells, o.rounds, o.direct);
+
+  // Printed only after the JSON and SVG files are written: nothing on stdout if anything fails.
+  const std::string report = report_text(o, plan, db, targets, machine, table, summary);
+  if (!o.json_path.empty())
+    write_json(o.json_path, o, plan, db, targets, machine, runs, cells, analysis, summary);
+  if (!o.svg_path.empty()) write_svg(o.svg_path, o, plan, db, targets.list, machine, cells);
+  std::cout << report;
   return 0;
 }
 

@@ -34,6 +34,7 @@ std::vector<std::string> nplus1_method_keys();
 struct ProxyOptions {
   std::string dsn;
   std::string pglens_path;     // "" = next to pglens-bench, then PATH
+  std::string baseline_path;   // another pglens, run as the analyzing one is; "" = none
   std::string pgbouncer_path;  // "" = PATH and /usr/sbin; "none" skips PgBouncer
   std::string clients = "8,64";
   std::string modes = "extended,prepared";

@@ -63,6 +63,14 @@ class MessageDecoder {
 
   DecodeResult next(ByteView input);
 
+  // Back to the start of a stream (a new connection), keeping the body buffer's capacity.
+  void reset() {
+    state_ = State::Header;
+    header_have_ = 0;
+    body_.clear();
+    error_.clear();
+  }
+
   // True between messages: no partial header or body is held.
   bool at_boundary() const { return state_ == State::Header && header_have_ == 0; }
   // The type of the next message next() will return, before it is consumed: from a header or body

@@ -21,7 +21,11 @@ bool PeerWriter::send_now(tcp::socket& socket, session::Output& out) {
   if (idle()) {
     error_code ec;
     if (!socket.non_blocking()) socket.non_blocking(true, ec);
-    if (!ec && out.pieces() <= kMaxGather) {
+    if (!ec && out.pieces() == 1) {
+      out.for_each([&](const std::uint8_t* data, std::size_t size) {
+        sent = socket.write_some(asio::buffer(data, size), ec);
+      });
+    } else if (!ec && out.pieces() <= kMaxGather) {
       boost::container::small_vector<asio::const_buffer, kMaxGather> buffers;
       out.for_each(
           [&](const std::uint8_t* data, std::size_t size) { buffers.emplace_back(data, size); });

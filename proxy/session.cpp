@@ -266,10 +266,16 @@ class ClientSession {
       if (!flush_now()) return false;
       const auto& actions = core_->actions();
       if (actions.empty()) return true;
-      for (const auto& a : actions)
-        if (a.kind == Action::Kind::Acquire) return false;
-      for (const auto& a : core_->take_actions()) act(a);
+      if (actions.back().kind == Action::Kind::Acquire) return false;  // always the last
+      act_and_clear(actions.size());
     }
+  }
+
+  // The first n actions, then all are cleared (acting on one never calls into the core).
+  void act_and_clear(std::size_t n) {
+    const auto& actions = core_->actions();
+    for (std::size_t i = 0; i < n; ++i) act(actions[i]);
+    core_->clear_actions();
   }
 
   awaitable<void> carry_out() {
@@ -285,12 +291,13 @@ class ClientSession {
         if (!co_await to_client_.drain(client_)) client_write_failed();
         continue;
       }
-      for (const auto& a : core_->take_actions()) {
-        if (a.kind == Action::Kind::Acquire)
-          co_await acquire();
-        else
-          act(a);
-      }
+      // An Acquire, last: the others first. Awaited here, not in a coroutine of its own: this
+      // runs once per transaction in transaction mode.
+      act_and_clear(core_->actions().size() - 1);
+      if (ctx_.pause.paused()) co_await ctx_.pause.wait();
+      info_->state = ClientState::Waiting;
+      auto result = co_await pool_->acquire();
+      acquired(std::move(result));
     }
   }
 
@@ -351,17 +358,14 @@ class ClientSession {
     }
   }
 
-  awaitable<void> acquire() {
-    if (ctx_.pause.paused()) co_await ctx_.pause.wait();
-    info_->state = ClientState::Waiting;
-    auto result = co_await pool_->acquire();
+  void acquired(AcquireResult result) {
     pool_->traffic.wait_us += static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(result.waited).count());
     ctx_.pool_wait.Observe(std::chrono::duration<double>(result.waited).count());
     if (!result.connection) {
       info_->state = ClientState::Idle;
       core_->on_acquire_failed(std::move(result.error), Clock::now());
-      co_return;
+      return;
     }
     server_ = std::move(result.connection);
     to_server_.reset();

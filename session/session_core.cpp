@@ -74,10 +74,6 @@ SessionCore::SessionCore(SessionSettings settings, std::unique_ptr<ExecutionTrac
       traffic_(traffic),
       client_params_(settings_.client_parameters) {}
 
-void SessionCore::emit(Action::Kind kind, bool reusable, std::string reason) {
-  actions_.push_back(Action{kind, reusable, std::move(reason)});
-}
-
 // ---- server connections ----
 
 void SessionCore::start(TimePoint now) {
@@ -90,7 +86,7 @@ void SessionCore::on_server_acquired(ServerState& server, std::chrono::nanosecon
                                      TimePoint now) {
   now_ = now;  // a request starts now: the pool wait is counted apart
   server_ = &server;
-  server_decoder_ = protocol::MessageDecoder(protocol::Direction::Backend);
+  server_decoder_.reset();
   server_at_boundary_ = true;
   server_dirty_ = false;
   if (tracker_) tracker_->add_pool_wait(waited);
@@ -136,7 +132,7 @@ void SessionCore::server_ready() {
       protocol::ReadyForQuery{'I'}.encode(out);
     });
     phase_ = Phase::Running;
-    if (settings_.mode != PoolMode::Session) release(true, {});
+    if (settings_.mode != PoolMode::Session) release(true);
   }
   if (server_ != nullptr) read_server();
   if (client_paused_) {
@@ -146,7 +142,10 @@ void SessionCore::server_ready() {
 }
 
 void SessionCore::release(bool reusable, std::string reason) {
-  emit(Action::Kind::Release, reusable, std::move(reason));
+  if (reason.empty())
+    emit(Action::Kind::Release, reusable);
+  else
+    emit(Action::Kind::Release, reusable, std::move(reason));
   server_ = nullptr;
   reading_ = false;
   task_ = Task::None;
@@ -261,7 +260,7 @@ void SessionCore::finish(TimePoint now) {
     if (request_started_ || !ledger_.empty()) emit(Action::Kind::CancelServer);
     release(false, "left unclean");
   } else {
-    release(true, {});
+    release(true);
   }
   phase_ = Phase::Ended;
 }
@@ -554,7 +553,13 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
     auto r = server_decoder_.next(rest);
     if (r.status == DecodeStatus::Error) {
       server_dirty_ = true;
-      close_client("protocol violation from server: " + r.error);
+      std::string why = "protocol violation from server: " + r.error;
+      if (task_ == Task::Reset) {  // the session is over already: only the connection goes
+        release(false, std::move(why));
+        phase_ = Phase::Ended;
+      } else {
+        close_client(std::move(why));
+      }
       return;
     }
     ByteView consumed = rest.first(r.consumed);
@@ -586,7 +591,7 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
   // safe to give it back.
   if (!session_mode && server_ != nullptr && task_ == Task::None && waiting_type_ == 0 &&
       server_at_boundary_ && ledger_.empty() && status_ == 'I' && !unsynced_ && !skip_until_sync_)
-    release(true, {});
+    release(true);
 }
 
 // Observes (all modes) and, outside session mode, re-encodes one server frame for the client.
@@ -662,7 +667,7 @@ void SessionCore::on_task_frame(const protocol::Frame& f, bool last_in_input) {
     } else {
       server_->applied.clear();
       server_->statements.clear();
-      release(true, {});
+      release(true);
     }
     phase_ = Phase::Ended;
     return;

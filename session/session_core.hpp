@@ -3,7 +3,8 @@
 //
 // The Asio side reports what happened (bytes from the client or the server, a server connection
 // acquired or not, a peer gone) and carries out what it gets back: first it sends what
-// server_output() and client_output() hold, in that order, then it runs take_actions() in order.
+// server_output() and client_output() hold, in that order, then it runs actions() in order and
+// clears them.
 // Time is passed in, so tests drive it with a fake clock. Between logins this is one state
 // machine per client; the login itself is ClientLogin's.
 //
@@ -66,6 +67,10 @@ struct Action {
     CloseClient,   // the session is over, for `reason`; stop both readers, then call finish()
     Log,           // a line for the operator: `reason` (a client refused a server connection)
   };
+  // Built in place in the core's list: most carry no reason, and a string moved around per
+  // action would be most of their cost.
+  Action(Kind k, bool r = false) : kind(k), reusable(r) {}  // NOLINT: {Kind::X} reads well
+  Action(Kind k, bool r, std::string why) : kind(k), reusable(r), reason(std::move(why)) {}
   Kind kind;
   bool reusable = false;
   std::string reason;
@@ -107,7 +112,9 @@ class SessionCore {
 
   Output& server_output() { return to_server_; }
   Output& client_output() { return to_client_; }
+  // Acting on one never calls back into the core, so the caller may walk them in place.
   const Actions& actions() const { return actions_; }
+  void clear_actions() { actions_.clear(); }
   Actions take_actions() { return std::exchange(actions_, {}); }
 
   // ---- state, for the caller's loops and for SHOW CLIENTS ----
@@ -149,14 +156,17 @@ class SessionCore {
   void on_task_frame(const protocol::Frame& f, bool last_in_input);
   void finish_round_trip();
 
-  void emit(Action::Kind kind, bool reusable = false, std::string reason = {});
+  void emit(Action::Kind kind, bool reusable = false) { actions_.emplace_back(kind, reusable); }
+  void emit(Action::Kind kind, bool reusable, std::string reason) {
+    actions_.emplace_back(kind, reusable, std::move(reason));
+  }
 
   // ---- server connections ----
   void begin_sync();
   void read_server();
   // Attached and in line with the client: log the client in, or let it go on.
   void server_ready();
-  void release(bool reusable, std::string reason);
+  void release(bool reusable, std::string reason = {});
   // No server for the client's next request: it gets `error` and stays.
   void refuse(protocol::ErrorResponse error);
   void fail_login(protocol::ErrorResponse error);

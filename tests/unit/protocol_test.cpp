@@ -384,6 +384,32 @@ StartupPacket request(StartupPacket::Kind kind, std::int32_t process_id = 0,
 
 // ---- Exact wire layouts, checked by hand against the protocol documentation ----
 
+// next_type: what the next message is before it is taken, wherever its first bytes are.
+TEST(NextType, FromTheInputTheHeldHeaderOrTheHeldBody) {
+  MessageDecoder d(kFe);
+  Bytes q = encoded(Query{"SELECT 1"});
+  EXPECT_EQ(d.next_type({}), 0);
+  EXPECT_EQ(d.next_type(q), 'Q');  // in the input
+  EXPECT_EQ(d.next(ByteView(q).first(2)).status, DecodeStatus::NeedMore);
+  EXPECT_EQ(d.next_type({}), 'Q');  // a header begun
+  EXPECT_EQ(d.next(ByteView(q).subspan(2, 6)).status, DecodeStatus::NeedMore);
+  EXPECT_EQ(d.next_type({}), 'Q');  // a body begun
+  auto r = d.next(ByteView(q).subspan(8));
+  EXPECT_EQ(r.status, DecodeStatus::Frame);
+  EXPECT_EQ(d.next_type({}), 0);  // between messages again
+}
+
+TEST(NextType, NoneInsideAStreamedMessage) {
+  MessageDecoder d(kBe);
+  Bytes row = encoded(DataRow{{Bytes(100'000, 'x')}});
+  auto r = d.next(ByteView(row).first(1000));
+  EXPECT_EQ(r.frame.kind, FrameKind::StreamStart);
+  EXPECT_EQ(d.next_type(ByteView(row).subspan(r.consumed)), 0);  // its chunks follow
+  d.reset();
+  EXPECT_TRUE(d.at_boundary());
+  EXPECT_EQ(d.next_type(row), 'D');
+}
+
 TEST(WireLayout, Query) {
   EXPECT_EQ(encoded(Query{"SELECT 1"}),
             concat({Bytes{'Q', 0, 0, 0, 0x0d}, bytes_of("SELECT 1\0"sv)}));

@@ -132,9 +132,6 @@ Bytes BindOk() {
 Bytes CloseOk() {
   return wire(protocol::CloseComplete{});
 }
-Bytes NoData() {
-  return wire(protocol::NoData{});
-}
 Bytes EmptyOk() {
   return wire(protocol::EmptyQueryResponse{});
 }
@@ -228,6 +225,7 @@ class CoreTest : public ::testing::Test {
 
   ServerState server1, server2, server3;
   Traffic traffic;
+  analyzer::EventQueue queue{100};  // before the core: its tracker ends its session there
   std::unique_ptr<SessionCore> core;
   std::chrono::steady_clock::time_point now = std::chrono::steady_clock::time_point{} + 1h;
 
@@ -419,7 +417,9 @@ TEST_F(CoreTest, ServerAnswerSplitAcrossReadsReachesTheClientWhole) {
   for (std::size_t i = 0; i < answer.size(); i += 5) {
     server(Bytes(answer.begin() + static_cast<std::ptrdiff_t>(i),
                  answer.begin() + static_cast<std::ptrdiff_t>(std::min(i + 5, answer.size()))));
-    if (i + 5 < answer.size()) EXPECT_EQ(take_actions(), kNone);
+    if (i + 5 < answer.size()) {
+      EXPECT_EQ(take_actions(), kNone);
+    }
   }
   EXPECT_EQ(take_actions(), kReleased);
 }
@@ -987,6 +987,20 @@ TEST_F(CoreTest, ServerLostInsideATransactionLeavesTheClientConnected_Issue18) {
                   "is kept in a consistent state (or closed with a reason)";
 }
 
+TEST_F(CoreTest, GarbageAnswerToTheResetQueryClosesTheConnection) {
+  log_in(PoolMode::Session, server1);
+  client(X());
+  take_actions();
+  core->finish(now);
+  to_server();
+  server(raw('!', "?"));
+  auto actions = take_actions();
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].kind, Kind::Release);
+  EXPECT_FALSE(actions[0].reusable);
+  EXPECT_FALSE(core->holds_server());
+}
+
 TEST_F(CoreTest, ServerLostDuringTheResetQueryClosesTheConnection) {
   log_in(PoolMode::Session, server1);
   client(X());
@@ -1012,7 +1026,6 @@ TEST_F(CoreTest, RoundTripTimesComeFromTheClockPassedIn) {
 }
 
 TEST_F(CoreTest, EveryStatementReachesTheAnalysisWithItsPoolWait) {
-  analyzer::EventQueue queue(100);
   auto who = std::make_shared<analyzer::SessionInfo>();
   who->session_id = 9;
   make(PoolMode::Transaction, {}, std::make_unique<ExecutionTracker>(who, queue));
