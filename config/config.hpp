@@ -42,7 +42,14 @@ struct Config {
                             // server_idle_timeout
   std::chrono::milliseconds server_connect_timeout{15'000};
   std::chrono::milliseconds client_login_timeout{60'000};
-  std::string server_reset_query = "DISCARD ALL";  // session mode only
+  // Zero: off (PgBouncer's meanings and defaults).
+  pool::Duration query_timeout{0};                   // a request without its answer that long
+  pool::Duration idle_transaction_timeout{0};        // a client idle inside a transaction
+  pool::Duration client_idle_timeout{0};             // a client idle outside one
+  bool tcp_keepalive = true;                         // on client and server sockets
+  pool::Duration tcp_keepidle{0}, tcp_keepintvl{0};  // zero: the system's
+  int tcp_keepcnt = 0;                               // zero: the system's
+  std::string server_reset_query = "DISCARD ALL";    // session mode only
   int max_client_conn = 1000;
   int max_prepared_statements = 200;  // per server connection; LRU beyond
   AuthType auth_type = AuthType::Trust;

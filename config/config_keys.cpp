@@ -144,6 +144,10 @@ std::vector<KeyRow> build_table() {
         return c.pool.pool_recycle == pool::Duration::zero() ? std::string("-1")
                                                              : seconds_text(c.pool.pool_recycle);
       }));
+  // PgBouncer's name for it, so a PgBouncer config carries over; the later one in a file wins.
+  t.push_back(seconds(
+      "query_wait_timeout", [](Config& c) -> pool::Duration& { return c.pool.pool_timeout; }, false,
+      true, "the same as pool_timeout (PgBouncer's name)"));
   t.push_back(boolean(
       "pool_pre_ping", [](Config& c) -> bool& { return c.pool.pool_pre_ping; }, true,
       "a check of each idle server connection before it is handed out"));
@@ -166,6 +170,30 @@ std::vector<KeyRow> build_table() {
       "client_login_timeout",
       [](Config& c) -> std::chrono::milliseconds& { return c.client_login_timeout; }, true,
       "seconds a client has to finish its startup and authentication"));
+  t.push_back(seconds(
+      "query_timeout", [](Config& c) -> pool::Duration& { return c.query_timeout; }, true, true,
+      "seconds a request waits for its answer before it is cancelled and its client closed; 0: "
+      "off"));
+  t.push_back(seconds(
+      "idle_transaction_timeout",
+      [](Config& c) -> pool::Duration& { return c.idle_transaction_timeout; }, true, true,
+      "seconds a client may sit idle inside a transaction before it is closed; 0: off"));
+  t.push_back(seconds(
+      "client_idle_timeout", [](Config& c) -> pool::Duration& { return c.client_idle_timeout; },
+      true, true,
+      "seconds a client may sit idle outside a transaction before it is closed; 0: off"));
+  t.push_back(boolean(
+      "tcp_keepalive", [](Config& c) -> bool& { return c.tcp_keepalive; }, true,
+      "TCP keepalive on client and server connections"));
+  t.push_back(seconds(
+      "tcp_keepidle", [](Config& c) -> pool::Duration& { return c.tcp_keepidle; }, true, true,
+      "idle seconds before the first keepalive probe; 0: the system's"));
+  t.push_back(seconds(
+      "tcp_keepintvl", [](Config& c) -> pool::Duration& { return c.tcp_keepintvl; }, true, true,
+      "seconds between keepalive probes; 0: the system's"));
+  t.push_back(integer(
+      "tcp_keepcnt", [](Config& c) -> int& { return c.tcp_keepcnt; }, 0, 1000, true,
+      "unanswered keepalive probes before a connection is dropped; 0: the system's"));
   t.push_back(text(
       "server_reset_query", [](Config& c) -> std::string& { return c.server_reset_query; }, true,
       "run when a session-mode client leaves; \"\" for none"));

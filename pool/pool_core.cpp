@@ -111,7 +111,9 @@ void PoolCore::dispatch(TimePoint now, Actions& out) {
       out.push_back(assign_action(id, w.id));
     }
   }
-  // One connect per waiter not yet covered by a connect in flight, within the limit.
+  // One connect per waiter not yet covered by a connect in flight, within the limit; none while
+  // the server refuses (transient failures), until the pause is over.
+  if (now < retry_at_) return;
   long long in_flight = connecting();
   while (total() < max_total() && in_flight < static_cast<long long>(waiters_.size())) {
     open(now, out);
@@ -154,7 +156,7 @@ Actions PoolCore::release(ConnId conn, bool reusable, TimePoint now) {
   return out;
 }
 
-Actions PoolCore::broken(ConnId conn, TimePoint now) {
+Actions PoolCore::broken(ConnId conn, TimePoint now, CloseReason why) {
   Actions out;
   auto it = conns_.find(conn);
   if (it == conns_.end()) return out;
@@ -163,7 +165,7 @@ Actions PoolCore::broken(ConnId conn, TimePoint now) {
     return out;
   }
   std::optional<Waiter> waiter = it->second.pinging_for;
-  close(conn, CloseReason::Broken, out);
+  close(conn, why, out);
   if (waiter) requeue(*waiter);
   dispatch(now, out);
   return out;
@@ -174,6 +176,8 @@ Actions PoolCore::connected(ConnId conn, TimePoint now) {
   auto it = conns_.find(conn);
   if (it == conns_.end() || it->second.state != ConnState::Connecting) return out;
   Conn& c = it->second;
+  retry_pause_ = Duration::zero();  // the server accepts again
+  retry_at_ = TimePoint{};
   if (total() > max_total()) {
     close(conn, CloseReason::Shrink, out);
   } else if (!waiters_.empty()) {
@@ -189,12 +193,25 @@ Actions PoolCore::connected(ConnId conn, TimePoint now) {
   return out;
 }
 
-Actions PoolCore::connect_failed(ConnId conn, TimePoint now) {
+Actions PoolCore::connect_failed(ConnId conn, TimePoint now, bool transient) {
   Actions out;
   auto it = conns_.find(conn);
   if (it == conns_.end() || it->second.state != ConnState::Connecting) return out;
-  fail_connect(it, now, out);
+  if (!transient) {
+    fail_connect(it, now, out);
+    return out;
+  }
+  conns_.erase(it);
+  retry_pause_ =
+      retry_pause_ == Duration::zero() ? kRetryFirst : std::min(2 * retry_pause_, kRetryMax);
+  retry_at_ = now + retry_pause_;
+  dispatch(now, out);  // idle connections may still serve waiters
   return out;
+}
+
+std::optional<TimePoint> PoolCore::connects_paused_until(TimePoint now) const {
+  if (now >= retry_at_) return std::nullopt;
+  return retry_at_;
 }
 
 void PoolCore::fail_connect(Conns::iterator conn, TimePoint now, Actions& out) {
@@ -264,8 +281,8 @@ Actions PoolCore::tick(TimePoint now) {
     }
   }
 
-  // (3) Ahead of demand, but never past the limit.
-  while (total() < std::min(min_size, max_total())) open(now, out);
+  // (3) Ahead of demand, but never past the limit, nor while connects are paused.
+  while (now >= retry_at_ && total() < std::min(min_size, max_total())) open(now, out);
 
   // (4)
   dispatch(now, out);

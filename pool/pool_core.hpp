@@ -46,7 +46,9 @@ enum class ConnState {
   Active,      // handed to a client
 };
 
-enum class CloseReason { Dirty, Recycle, Idle, OverflowIdle, PingFailed, Shrink, Broken };
+// Lost: an idle connection the server closed (or spoke on unasked: a FATAL 57P01 before it
+// closes), noticed while it sat in the pool.
+enum class CloseReason { Dirty, Recycle, Idle, OverflowIdle, PingFailed, Shrink, Broken, Lost };
 enum class FailReason { Timeout, ConnectFailed };
 
 struct Action {
@@ -86,15 +88,22 @@ class PoolCore {
   // A client gives its connection back. reusable: idle and clean (the session checked).
   // Closed instead when dirty, older than pool_recycle, or above a lowered limit (Shrink).
   Actions release(ConnId conn, bool reusable, TimePoint now);
-  // A connection broke (server gone); it is forgotten and a Close(Broken) is still emitted, so
+  // A connection broke (server gone); it is forgotten and a Close(why) is still emitted, so
   // the I/O layer frees every connection in one place. A waiter it was pinged for keeps its
   // place in the queue. On a Connecting connection this is connect_failed.
-  Actions broken(ConnId conn, TimePoint now);
+  Actions broken(ConnId conn, TimePoint now, CloseReason why = CloseReason::Broken);
 
   // Reports on unknown connections, or in the wrong state, are ignored (empty Actions).
   Actions connected(ConnId conn, TimePoint now);
-  // The oldest waiter gets the failure, so an unreachable server is reported, not waited out.
-  Actions connect_failed(ConnId conn, TimePoint now);
+  // Permanent (a bad password, no such database): the oldest waiter gets the failure, so it is
+  // reported, not waited out. Transient (refused, reset, timed out, the server starting up or
+  // shutting down): waiters keep waiting, up to pool_timeout, while connects are retried with a
+  // growing pause (kRetryFirst, doubling to kRetryMax) until one works.
+  Actions connect_failed(ConnId conn, TimePoint now, bool transient = false);
+  static constexpr Duration kRetryFirst = std::chrono::milliseconds(100);
+  static constexpr Duration kRetryMax = std::chrono::seconds(1);
+  // When the next connect may start after transient failures; nullopt when not held back.
+  std::optional<TimePoint> connects_paused_until(TimePoint now) const;
   // Dead: closed, and its waiter goes back to its place in the queue.
   Actions ping_result(ConnId conn, bool alive, TimePoint now);
 
@@ -147,6 +156,9 @@ class PoolCore {
   std::deque<Waiter> waiters_;  // ordered by seq
   ConnId next_conn_ = 1;
   std::uint64_t next_seq_ = 1;
+  // After transient connect failures: no connect before retry_at_; the pause grows to kRetryMax.
+  TimePoint retry_at_{};
+  Duration retry_pause_{0};
 };
 
 }  // namespace pglens::pool

@@ -1,6 +1,21 @@
 #include "proxy/net.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 namespace pglens::proxy {
+
+void KeepAlive::apply(tcp::socket& socket) const {
+  error_code ignored;
+  socket.set_option(asio::socket_base::keep_alive(on), ignored);
+  if (!on) return;
+  using Idle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+  using Interval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+  using Count = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+  if (idle_s > 0) socket.set_option(Idle(idle_s), ignored);
+  if (interval_s > 0) socket.set_option(Interval(interval_s), ignored);
+  if (count > 0) socket.set_option(Count(count), ignored);
+}
 
 awaitable<std::optional<OwnedMessage>> MessageReader::read(tcp::socket& socket) {
   OwnedMessage message;

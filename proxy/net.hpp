@@ -21,6 +21,14 @@ using boost::system::error_code;
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
 
+// TCP keepalive as configured (tcp_keepalive, tcp_keepidle, tcp_keepintvl, tcp_keepcnt).
+struct KeepAlive {
+  bool on = true;
+  int idle_s = 0, interval_s = 0, count = 0;  // zero: the system's
+  // Best effort: a socket option the system refuses is left as it was.
+  void apply(tcp::socket& socket) const;
+};
+
 // A whole message read during a handshake (small, so owning its body is fine).
 struct OwnedMessage {
   char type = 0;

@@ -13,7 +13,7 @@ using prometheus::MetricType;
 constexpr std::array kCloseReasons = {pool::CloseReason::Recycle,      pool::CloseReason::Idle,
                                       pool::CloseReason::OverflowIdle, pool::CloseReason::Dirty,
                                       pool::CloseReason::PingFailed,   pool::CloseReason::Shrink,
-                                      pool::CloseReason::Broken};
+                                      pool::CloseReason::Broken,       pool::CloseReason::Lost};
 
 MetricFamily family(const MetricName& m, MetricType type) {
   MetricFamily f;
@@ -54,6 +54,8 @@ std::string_view to_string(pool::CloseReason reason) {
       return "shrink";
     case pool::CloseReason::Broken:
       return "broken";
+    case pool::CloseReason::Lost:
+      return "lost";
   }
   return "unknown";
 }

@@ -40,7 +40,7 @@ inline constexpr MetricName kServerConnectFailures{"pglens_server_connect_failur
 inline constexpr MetricName kServerCloses{
     "pglens_server_closes_total",
     "Server connections closed, by reason (recycle, idle, overflow_idle, dirty, ping_failed, "
-    "shrink, broken)"};
+    "shrink, broken, lost: an idle one the server closed)"};
 inline constexpr MetricName kPrePingFailures{"pglens_pre_ping_failures_total",
                                              "Idle server connections found dead by pre-ping"};
 inline constexpr MetricName kPoolTimeouts{"pglens_pool_timeouts_total",

@@ -13,6 +13,10 @@ TrafficTotals totals_of(const session::Traffic& t) {
           t.transaction_us.load(), t.query_us.load(), t.wait_us.load()};
 }
 
+ServerPool::ConnectSettings connect_settings(const config::Config& c) {
+  return {c.server_connect_timeout, keepalive_of(c)};
+}
+
 std::unique_ptr<analyzer::Analyzer> make_analyzer(const config::Config& c,
                                                   std::shared_ptr<prometheus::Registry> registry) {
   if (!c.analysis) return nullptr;
@@ -210,7 +214,7 @@ void ProxyServer::apply(std::shared_ptr<const config::Config> config) {
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   for (auto& pool : pools()) {
     auto route = config->route_for(pool->key().database);
-    pool->reconfigure(config->pool_settings_for(route), config->server_connect_timeout);
+    pool->reconfigure(config->pool_settings_for(route), connect_settings(*config));
   }
 }
 
@@ -233,9 +237,9 @@ std::shared_ptr<ServerPool> ProxyServer::pool_for(const PoolKey& key,
       if (secret && secret->kind == auth::UserSecret::Kind::Plain)
         target.upstream.password = secret->text;
     }
-    pool = std::make_shared<ServerPool>(
-        io_.get_executor(), key, std::move(target), config.pool_settings_for(route),
-        config.server_connect_timeout, static_cast<std::size_t>(config.max_prepared_statements));
+    pool = std::make_shared<ServerPool>(io_.get_executor(), key, std::move(target),
+                                        config.pool_settings_for(route), connect_settings(config),
+                                        static_cast<std::size_t>(config.max_prepared_statements));
   }
   return pool;
 }

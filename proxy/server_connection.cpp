@@ -15,14 +15,17 @@ using protocol::make_error;
 
 std::atomic<std::uint64_t> next_server_id{1};
 
-ErrorResponse login_failed(const ServerTarget& t, std::string_view why) {
-  return make_error("08006",
+// sqlstate: 08006 when the connection failed (worth retrying), 28000 when pglens cannot log in
+// as configured (it will not get better by trying again).
+ErrorResponse login_failed(const ServerTarget& t, std::string_view why,
+                           std::string_view sqlstate = "08006") {
+  return make_error(sqlstate,
                     "pglens: could not log in to upstream " + t.upstream.display() + " as \"" +
                         t.user + "\": " + std::string(why),
                     "FATAL");
 }
 
-awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
+awaitable<ConnectResult> connect_and_login(const ServerTarget& t, const KeepAlive& keepalive) {
   ConnectResult result;
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
@@ -45,6 +48,7 @@ awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
     co_return result;
   }
   socket.set_option(tcp::no_delay(true));
+  keepalive.apply(socket);
   auto conn = std::make_unique<ServerConnection>(std::move(socket));
   conn->endpoint = endpoint;
   conn->id = next_server_id++;
@@ -78,7 +82,8 @@ awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
           co_return result;
         }
         if (a->code != protocol::Authentication::kOk && !need_password()) {
-          result.error = login_failed(t, "the server asks for a password and none is configured");
+          result.error =
+              login_failed(t, "the server asks for a password and none is configured", "28000");
           co_return result;
         }
         switch (a->code) {
@@ -97,7 +102,8 @@ awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
           case protocol::Authentication::kSASL: {
             auto mechs = a->mechanisms();
             if (std::find(mechs.begin(), mechs.end(), "SCRAM-SHA-256") == mechs.end()) {
-              result.error = login_failed(t, "the server offers no SASL mechanism pglens supports");
+              result.error =
+                  login_failed(t, "the server offers no SASL mechanism pglens supports", "28000");
               co_return result;
             }
             scram.emplace(t.upstream.password);
@@ -111,7 +117,8 @@ awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
             auto final_message =
                 scram ? scram->client_final(protocol::as_chars(a->data)) : std::nullopt;
             if (!final_message) {
-              result.error = login_failed(t, scram ? scram->error() : "unexpected SASLContinue");
+              result.error =
+                  login_failed(t, scram ? scram->error() : "unexpected SASLContinue", "28000");
               co_return result;
             }
             protocol::SASLResponse{protocol::Bytes(final_message->begin(), final_message->end())}
@@ -120,14 +127,16 @@ awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
           }
           case protocol::Authentication::kSASLFinal:
             if (!scram || !scram->verify_server_final(protocol::as_chars(a->data))) {
-              result.error = login_failed(t, scram ? scram->error() : "unexpected SASLFinal");
+              result.error =
+                  login_failed(t, scram ? scram->error() : "unexpected SASLFinal", "28000");
               co_return result;
             }
             break;
           default:
-            result.error =
-                login_failed(t, "unsupported authentication method " + std::to_string(a->code) +
-                                    " requested by the server");
+            result.error = login_failed(t,
+                                        "unsupported authentication method " +
+                                            std::to_string(a->code) + " requested by the server",
+                                        "28000");
             co_return result;
         }
         if (!out.empty() && !co_await write_all(conn->socket, out)) {
@@ -168,14 +177,20 @@ awaitable<ConnectResult> connect_and_login(const ServerTarget& t) {
 }
 }  // namespace
 
-awaitable<ConnectResult> connect_server(const ServerTarget& target, Clock::duration timeout) {
+awaitable<ConnectResult> connect_server(const ServerTarget& target, Clock::duration timeout,
+                                        KeepAlive keepalive) {
   asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
-  auto outcome = co_await (connect_and_login(target) || timer.async_wait(use_nothrow));
+  auto outcome = co_await (connect_and_login(target, keepalive) || timer.async_wait(use_nothrow));
   if (outcome.index() == 0) co_return std::move(std::get<0>(outcome));
   ConnectResult timed_out;
   timed_out.error = make_error(
       "08006", "pglens: timed out connecting to upstream " + target.upstream.display(), "FATAL");
   co_return timed_out;
+}
+
+bool transient_connect_failure(const protocol::ErrorResponse& error) {
+  auto state = error.sqlstate();
+  return state.starts_with("08") || state.starts_with("57") || state.starts_with("53");
 }
 
 awaitable<void> send_cancel(tcp::endpoint endpoint, protocol::BackendKeyData key) {

@@ -29,6 +29,10 @@ struct ServerConnection : session::ServerState {
   tcp::endpoint endpoint;  // where a CancelRequest for this backend goes
   Clock::time_point created_at = Clock::now();
   std::uint64_t pool_id = 0;  // the pool's name for it
+  // Idle in the pool since; watched: a wait for it to become readable is out (a pooled
+  // connection the server speaks on, or closes, is dead).
+  Clock::time_point pooled_at = Clock::now();
+  bool watched = false;
 };
 
 struct ConnectResult {
@@ -37,7 +41,12 @@ struct ConnectResult {
 };
 
 // Resolves, connects and logs in (trust, cleartext, MD5 or SCRAM-SHA-256), all within timeout.
-awaitable<ConnectResult> connect_server(const ServerTarget& target, Clock::duration timeout);
+// The error's SQLSTATE tells whether trying again may help: class 08 (the connection failed,
+// timed out) and 57/53 (the server shutting down, starting up, full) may; 28 and 3D may not.
+awaitable<ConnectResult> connect_server(const ServerTarget& target, Clock::duration timeout,
+                                        KeepAlive keepalive = {});
+// Whether a failed connect may work when tried again (see connect_server).
+bool transient_connect_failure(const protocol::ErrorResponse& error);
 
 // Sends a CancelRequest for key to endpoint and waits for the server to close (best effort).
 awaitable<void> send_cancel(tcp::endpoint endpoint, protocol::BackendKeyData key);

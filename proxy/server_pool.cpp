@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
+
 namespace pglens::proxy {
 
 namespace {
@@ -36,14 +38,14 @@ struct ServerPool::Waiter {
 };
 
 ServerPool::ServerPool(asio::any_io_executor executor, PoolKey key, ServerTarget target,
-                       pool::PoolSettings settings, Clock::duration connect_timeout,
+                       pool::PoolSettings settings, ConnectSettings connect,
                        std::size_t statement_cache_size)
     : executor_(asio::make_strand(executor)),
       parkings_(asio::use_service<ParkingService>(asio::query(executor, asio::execution::context))),
       key_(std::move(key)),
       target_(std::move(target)),
       core_(settings),
-      connect_timeout_(connect_timeout),
+      connect_(std::move(connect)),
       statement_cache_size_(statement_cache_size) {}
 
 awaitable<AcquireResult> ServerPool::acquire() {
@@ -96,6 +98,8 @@ void ServerPool::release(std::unique_ptr<ServerConnection> connection, bool reus
   {
     std::lock_guard lock(mutex_);
     auto id = connection->pool_id;
+    connection->pooled_at = Clock::now();
+    connection->watched = false;
     held_.push_back(std::move(connection));
     actions = core_.release(id, reusable, Clock::now());
     spdlog::trace("pool {}/{}: conn {} released (reusable {}); {} actions", key_.database,
@@ -118,6 +122,11 @@ std::unique_ptr<ServerConnection> ServerPool::take_held(pool::ConnId id) {
       std::find_if(held_.begin(), held_.end(), [&](const auto& c) { return c->pool_id == id; });
   if (it == held_.end()) return nullptr;
   auto conn = std::move(*it);
+  if (conn->watched) {  // whoever takes it reads it now; the watch's handler finds it gone
+    conn->watched = false;
+    error_code ignored;
+    conn->socket.cancel(ignored);
+  }
   *it = std::move(held_.back());
   held_.pop_back();
   return conn;
@@ -127,16 +136,61 @@ void ServerPool::tick() {
   pool::Actions actions;
   {
     std::lock_guard lock(mutex_);
-    actions = core_.tick(Clock::now());
+    auto now = Clock::now();
+    actions = core_.tick(now);
+    for (auto& conn : held_)
+      if (!conn->watched && now - conn->pooled_at >= kWatchAfter &&
+          core_.state(conn->pool_id) == pool::ConnState::Idle)
+        watch(*conn);
   }
   execute(std::move(actions));
 }
 
-void ServerPool::reconfigure(pool::PoolSettings settings, Clock::duration connect_timeout) {
+void ServerPool::watch(ServerConnection& conn) {
+  conn.watched = true;
+  conn.socket.async_wait(
+      tcp::socket::wait_read,
+      asio::bind_executor(executor_, [self = shared_from_this(), id = conn.pool_id](error_code ec) {
+        self->on_idle_readable(id, ec);
+      }));
+}
+
+void ServerPool::on_idle_readable(pool::ConnId id, error_code ec) {
+  if (ec == asio::error::operation_aborted) return;  // taken out of the pool, or closed
+  pool::Actions actions;
+  std::string what = "the server closed it";
+  std::uint64_t server_id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto it =
+        std::find_if(held_.begin(), held_.end(), [&](const auto& c) { return c->pool_id == id; });
+    if (it == held_.end() || core_.state(id) != pool::ConnState::Idle) return;
+    ServerConnection& conn = **it;
+    server_id = conn.id;
+    // What it said, for the log: usually FATAL 57P01 (terminated) or 57P03 (shutting down).
+    std::array<std::uint8_t, 512> buffer;
+    error_code read_ec;
+    conn.socket.non_blocking(true, read_ec);
+    std::size_t n = conn.socket.read_some(asio::buffer(buffer), read_ec);
+    if (n > 5 && buffer[0] == 'E') {
+      auto body = protocol::ByteView(buffer).subspan(5, n - 5);
+      if (auto e = protocol::ErrorResponse::decode(body))
+        what = std::string(e->sqlstate()) + " " + std::string(e->message());
+      else
+        what = "it sent an error";
+    }
+    actions = core_.broken(id, Clock::now(), pool::CloseReason::Lost);
+  }
+  spdlog::info("pool {}/{}: idle server connection s{} lost ({}): closed, not handed out",
+               key_.database, key_.user, server_id, what);
+  execute(std::move(actions));
+}
+
+void ServerPool::reconfigure(pool::PoolSettings settings, ConnectSettings connect) {
   pool::Actions actions;
   {
     std::lock_guard lock(mutex_);
-    connect_timeout_ = connect_timeout;
+    connect_ = std::move(connect);
     actions = core_.reconfigure(settings, Clock::now());
   }
   execute(std::move(actions));
@@ -196,16 +250,24 @@ void ServerPool::execute(pool::Actions actions) {
         waiter->done = true;
         if (a.fail_reason == pool::FailReason::Timeout) {
           ++stats_.pool_timeouts;
-          auto seconds = std::chrono::duration<double>(core_.settings().pool_timeout).count();
+          auto timeout = core_.settings().pool_timeout;
+          auto seconds = std::chrono::duration<double>(timeout).count();
+          // Connects failing meanwhile are the reason, not a busy pool.
+          bool unreachable =
+              !last_connect_error_.empty() && Clock::now() - last_connect_failure_ < timeout;
           waiter->error = protocol::make_error(
-              "53300",
-              fmt::format(
-                  "pglens: no server connection became free within pool_timeout ({:g} s) for "
-                  "database \"{}\" user \"{}\" (pool_size {}, max_overflow {})",
-                  seconds, key_.database, key_.user, core_.settings().pool_size,
-                  core_.settings().max_overflow));
+              unreachable ? "08006" : "53300",
+              unreachable
+                  ? fmt::format("pglens: no server connection within pool_timeout ({:g} s) for "
+                                "database \"{}\" user \"{}\": the server cannot be reached: {}",
+                                seconds, key_.database, key_.user, last_connect_error_)
+                  : fmt::format(
+                        "pglens: no server connection became free within pool_timeout ({:g} s) "
+                        "for database \"{}\" user \"{}\" (pool_size {}, max_overflow {})",
+                        seconds, key_.database, key_.user, core_.settings().pool_size,
+                        core_.settings().max_overflow));
         } else {
-          waiter->error = protocol::make_error("08006", last_connect_error_);
+          waiter->error = last_connect_failure_error_;
         }
         waiter->parking.wake();
         break;
@@ -215,12 +277,12 @@ void ServerPool::execute(pool::Actions actions) {
 }
 
 awaitable<void> ServerPool::open(pool::ConnId id) {
-  Clock::duration timeout;
+  ConnectSettings connect;
   {
     std::lock_guard lock(mutex_);
-    timeout = connect_timeout_;
+    connect = connect_;
   }
-  auto result = co_await connect_server(target_, timeout);
+  auto result = co_await connect_server(target_, connect.timeout, connect.keepalive);
   pool::Actions actions;
   {
     std::lock_guard lock(mutex_);
@@ -228,6 +290,7 @@ awaitable<void> ServerPool::open(pool::ConnId id) {
     if (result.connection) {
       ++stats_.server_connects;
       result.connection->pool_id = id;
+      result.connection->pooled_at = now;
       result.connection->statements.set_capacity(statement_cache_size_);
       if (server_parameters_.empty()) server_parameters_ = result.connection->parameters;
       held_.push_back(std::move(result.connection));
@@ -235,9 +298,13 @@ awaitable<void> ServerPool::open(pool::ConnId id) {
     } else {
       ++stats_.connect_failures;
       last_connect_error_ = std::string(result.error.message());
-      spdlog::warn("pool {}/{}: server connection failed: {}", key_.database, key_.user,
+      last_connect_failure_error_ = result.error;
+      last_connect_failure_ = now;
+      bool transient = transient_connect_failure(result.error);
+      spdlog::warn("pool {}/{}: server connection failed{}: {}", key_.database, key_.user,
+                   transient ? " (retrying; clients wait up to pool_timeout)" : "",
                    last_connect_error_);
-      actions = core_.connect_failed(id, now);
+      actions = core_.connect_failed(id, now, transient);
     }
   }
   execute(std::move(actions));

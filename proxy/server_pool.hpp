@@ -42,8 +42,19 @@ struct AcquireResult {
 
 class ServerPool : public std::enable_shared_from_this<ServerPool> {
  public:
+  // How new server connections are opened (server_connect_timeout, tcp_keepalive...).
+  struct ConnectSettings {
+    Clock::duration timeout = std::chrono::seconds(15);
+    KeepAlive keepalive;
+  };
+  // A connection idle in the pool this long is watched: if the server closes it or speaks on
+  // it unasked (a FATAL 57P01 before it closes), it is closed and forgotten (CloseReason::Lost).
+  // Not at once: connections in use come back within this most of the time, and watching
+  // costs a reactor operation and a cancel per hand-over.
+  static constexpr Clock::duration kWatchAfter = std::chrono::seconds(1);
+
   ServerPool(asio::any_io_executor executor, PoolKey key, ServerTarget target,
-             pool::PoolSettings settings, Clock::duration connect_timeout,
+             pool::PoolSettings settings, ConnectSettings connect,
              std::size_t statement_cache_size);
 
   // Waits (first come, first served, at most pool_timeout) for a connection.
@@ -52,7 +63,7 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   void release(std::unique_ptr<ServerConnection> connection, bool reusable);
   // Time passed: timeouts, idle closes, min_pool_size.
   void tick();
-  void reconfigure(pool::PoolSettings settings, Clock::duration connect_timeout);
+  void reconfigure(pool::PoolSettings settings, ConnectSettings connect);
 
   session::Traffic traffic;  // counted by the sessions using it
 
@@ -75,6 +86,9 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   Waiter* take_waiter(pool::WaiterId id);
   std::unique_ptr<ServerConnection> take_held(pool::ConnId id);
   static void close_socket(ServerConnection& conn);
+  // Under the mutex: starts watching an idle connection (kWatchAfter).
+  void watch(ServerConnection& conn);
+  void on_idle_readable(pool::ConnId id, error_code ec);
 
   asio::any_io_executor executor_;
   ParkingService& parkings_;
@@ -83,7 +97,7 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
 
   mutable std::mutex mutex_;  // guards everything below; never held across I/O
   pool::PoolCore core_;
-  Clock::duration connect_timeout_;
+  ConnectSettings connect_;
   std::size_t statement_cache_size_;
   // Connections the pool holds: idle ones, and those being opened or pinged. A few dozen at
   // most, so a vector searched by pool_id beats a node-based map that allocates per hand-over.
@@ -94,6 +108,8 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   pool::WaiterId next_waiter_ = 1;
   std::vector<protocol::ParameterStatus> server_parameters_;
   std::string last_connect_error_;
+  protocol::ErrorResponse last_connect_failure_error_;  // as the server (or the connect) said it
+  Clock::time_point last_connect_failure_{};
   PoolStats stats_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "analyzer/syntax_check.hpp"
 #include "proxy/admin_console.hpp"
 #include "proxy/admin_session.hpp"
 #include "proxy/peer_writer.hpp"
@@ -10,6 +11,13 @@
 #include "session/session_core.hpp"
 
 namespace pglens::proxy {
+
+KeepAlive keepalive_of(const config::Config& c) {
+  auto seconds = [](pool::Duration d) {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  };
+  return {c.tcp_keepalive, seconds(c.tcp_keepidle), seconds(c.tcp_keepintvl), c.tcp_keepcnt};
+}
 
 awaitable<void> PauseGate::wait() {
   while (paused_) {
@@ -56,6 +64,7 @@ class ClientSession {
     }
     peer_ = info_->address + ":" + std::to_string(info_->port);
     client_.set_option(tcp::no_delay(true), ec);
+    keepalive_of(*config_).apply(client_);
   }
 
   awaitable<void> run() {
@@ -161,6 +170,18 @@ class ClientSession {
     session::SessionSettings settings;
     settings.mode = config_->pool_mode_for(route);
     settings.server_reset_query = config_->server_reset_query;
+    if (!config_->server_reset_query.empty())
+      settings.state_reset_query = config_->server_reset_query;
+    settings.query_timeout = config_->query_timeout;
+    settings.idle_transaction_timeout = config_->idle_transaction_timeout;
+    settings.client_idle_timeout = config_->client_idle_timeout;
+    settings.check_syntax = [](std::string_view sql) -> std::optional<protocol::ErrorResponse> {
+      auto error = analyzer::syntax_error(sql);
+      if (!error) return std::nullopt;
+      auto e = protocol::make_error("42601", error->message);
+      if (error->position > 0) e.fields.emplace_back('P', std::to_string(error->position));
+      return e;
+    };
     for (const auto& [k, v] : startup.params)
       if (auto name = session::tracked_parameter(k)) settings.client_parameters[*name] = v;
     client_key_ = ctx_.cancels.add_client();
@@ -186,7 +207,12 @@ class ClientSession {
 
     core_->start(Clock::now());
     co_await carry_out();
-    if (!ended_) co_await (client_reader() || server_reader());
+    if (!ended_) {
+      if (timeout_period().count() > 0)
+        co_await (client_reader() || server_reader() || timer_loop());
+      else
+        co_await (client_reader() || server_reader());
+    }
 
     // Both readers have stopped: the server connection goes back or is closed.
     core_->finish(Clock::now());
@@ -253,6 +279,37 @@ class ClientSession {
       core_->on_server_bytes({server_buffer_.get(), n}, Clock::now());
       info_->in_transaction = core_->transaction_status() != 'I';
       if (!carry_out_now()) co_await carry_out();
+    }
+  }
+
+  // The shortest of the session's timeouts, zero when none is set.
+  Clock::duration timeout_period() const {
+    Clock::duration shortest{0};
+    for (auto d :
+         {config_->query_timeout, config_->idle_transaction_timeout, config_->client_idle_timeout})
+      if (d > Clock::duration::zero() && (shortest == Clock::duration::zero() || d < shortest))
+        shortest = d;
+    return shortest;
+  }
+
+  // Wakes at the core's deadline. Not re-armed at every request (a timer-queue operation per
+  // message): asleep for at most the shortest timeout, and a deadline is at least that far after
+  // what set it, so none set meanwhile is missed.
+  awaitable<void> timer_loop() {
+    asio::steady_timer timer(client_.get_executor());
+    auto wake = Clock::now() + timeout_period();
+    while (!ended_) {
+      timer.expires_at(wake);
+      auto [ec] = co_await timer.async_wait(use_nothrow);
+      if (ec || ended_) co_return;
+      auto now = Clock::now();
+      auto due = core_->deadline();
+      if (due && *due <= now) {
+        core_->on_timer(now);
+        co_await carry_out();
+        continue;
+      }
+      wake = due ? std::min(*due, now + timeout_period()) : now + timeout_period();
     }
   }
 
@@ -353,6 +410,9 @@ class ClientSession {
         if (server_parked_) server_ready_.wake();
         break;
       case Action::Kind::Log:
+        spdlog::info("[c{}] {}", id_, a.reason);
+        break;
+      case Action::Kind::Warn:
         spdlog::warn("[c{}] {}", id_, a.reason);
         break;
     }

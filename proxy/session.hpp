@@ -48,6 +48,9 @@ struct SessionContext {
   AdminConsole& admin;
 };
 
+// tcp_keepalive and its idle, interval and count, as configured.
+KeepAlive keepalive_of(const config::Config& c);
+
 // Runs a client's session: its login, then the admin console or the session proper.
 awaitable<void> serve_client(tcp::socket client, SessionContext& context, std::uint64_t session_id);
 

@@ -18,6 +18,7 @@ struct ClientStatement {
   std::string query;
   std::vector<std::uint32_t> param_types;
   std::string server_name;  // its name on every server connection
+  std::string state_left;   // what running it leaves on a connection (session_state.hpp), or ""
 };
 
 // "pglens_" + 32 hex digits of SHA-256 over the query and parameter types: equal statements

@@ -36,6 +36,15 @@ bool RequestLedger::completes(char request, char response) {
   }
 }
 
+std::vector<std::uint64_t> RequestLedger::abandon() {
+  std::vector<std::uint64_t> tags;
+  for (const auto& e : pending_)
+    if (e.tag != 0) tags.push_back(e.tag);
+  pending_.clear();
+  unprepared_.clear();
+  return tags;
+}
+
 RequestLedger::Outcome RequestLedger::on_response(char type) {
   // Asynchronous messages may come at any time and answer nothing.
   if (type == 'N' || type == 'A' || type == 'S' || pending_.empty()) return {};

@@ -47,6 +47,9 @@ class RequestLedger {
 
   // No request is waiting for an answer.
   bool empty() const { return pending_.empty(); }
+  // The connection is gone: forgets every request, returning their tags in order (their
+  // Executes and Queries go again elsewhere, or never get an answer).
+  std::vector<std::uint64_t> abandon();
   // Server-side names of Parse requests that failed or that the server skipped after an error:
   // those statements do not exist on the server, whatever the cache believed.
   std::vector<std::string> take_unprepared() { return std::exchange(unprepared_, {}); }

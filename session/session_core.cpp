@@ -1,9 +1,9 @@
+// SessionCore: login, server connections (sync, release, retry), server → client, faults and
+// timers. Client → server routing is in session_routing.cpp.
 #include "session/session_core.hpp"
 
-#include <cctype>
-#include <regex>
-
 #include "session/client_parameters.hpp"
+#include "session/frames.hpp"
 
 namespace pglens::session {
 
@@ -13,57 +13,18 @@ using protocol::Bytes;
 using protocol::ByteView;
 using protocol::DecodeStatus;
 using protocol::FrameKind;
-using Handling = RequestLedger::Handling;
 
-// A Close of this name stands in for a Parse the server already has: closing a statement that
-// does not exist is not an error, and its CloseComplete arrives exactly where ParseComplete would.
-constexpr std::string_view kPlaceholderStatement = "pglens_placeholder";
-
-void append_header(Bytes& out, char type, std::uint32_t body_length) {
-  std::uint32_t len = body_length + 4;
-  const std::uint8_t header[5] = {
-      static_cast<std::uint8_t>(type), static_cast<std::uint8_t>(len >> 24),
-      static_cast<std::uint8_t>(len >> 16), static_cast<std::uint8_t>(len >> 8),
-      static_cast<std::uint8_t>(len)};
-  out.insert(out.end(), header, header + 5);
-}
-
-// `DEALLOCATE [PREPARE] name|ALL` as a whole simple query: the statement named, or "" for ALL.
-std::optional<std::string> deallocate_target(std::string_view sql) {
-  std::size_t i = 0;
-  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
-  if (sql.size() - i < 10) return std::nullopt;
-  std::string head(sql.substr(i, 10));
-  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (head != "deallocate") return std::nullopt;
-  static const std::regex pattern(
-      R"re(^\s*deallocate\s+(?:prepare\s+)?(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*;?\s*$)re",
-      std::regex::icase);
-  std::cmatch m;
-  if (!std::regex_match(sql.data(), sql.data() + sql.size(), m, pattern)) return std::nullopt;
-  if (m[1].matched) return m[1].str();
-  std::string name = m[2].str();
-  std::string lower = name;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower == "all") return std::string();
-  return lower;  // unquoted identifiers fold to lower case
-}
-
-// The same error at another severity: FATAL while logging in, ERROR once the client can go on.
-void set_severity(protocol::ErrorResponse& e, std::string_view severity) {
-  std::erase_if(e.fields, [](const auto& f) { return f.first == 'S' || f.first == 'V'; });
-  e.fields.insert(e.fields.begin(), {{'S', std::string(severity)}, {'V', std::string(severity)}});
-}
-
-// Requests the server answers (and the ledger records); Flush and COPY data are not.
-bool answered(char type) {
-  return type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C' || type == 'S' ||
-         type == 'Q' || type == 'F';
-}
+// A connection that fails before any answer reached the client is replaced this many times.
+constexpr int kMaxRetries = 2;
 
 std::uint64_t micros(Clock::duration d) {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+std::string seconds(Clock::duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) : std::to_string(ms / 1000.0);
 }
 }  // namespace
 
@@ -77,7 +38,7 @@ SessionCore::SessionCore(SessionSettings settings, std::unique_ptr<ExecutionTrac
 // ---- server connections ----
 
 void SessionCore::start(TimePoint now) {
-  now_ = now;
+  now_ = client_active_at_ = answered_at_ = now;
   phase_ = Phase::Login;
   emit(Action::Kind::Acquire);
 }
@@ -88,7 +49,15 @@ void SessionCore::on_server_acquired(ServerState& server, std::chrono::nanosecon
   server_ = &server;
   server_decoder_.reset();
   server_at_boundary_ = true;
-  server_dirty_ = false;
+  server_dirty_ = server_said_fatal_ = false;
+  state_left_.clear();
+  if (!retrying_) {
+    // A transaction starts on this connection: until an answer reaches the client, what the
+    // client sends can go again elsewhere.
+    replay_.clear();
+    replayable_ = settings_.mode != PoolMode::Session && phase_ == Phase::Running;
+    retries_ = 0;
+  }
   if (tracker_) tracker_->add_pool_wait(waited);
   // Most of the time the backend already has exactly this client's values (clients of a pool
   // tend to share them): one map comparison, no SQL built.
@@ -132,9 +101,11 @@ void SessionCore::server_ready() {
       protocol::ReadyForQuery{'I'}.encode(out);
     });
     phase_ = Phase::Running;
+    retrying_ = false;
     if (settings_.mode != PoolMode::Session) release(true);
   }
   if (server_ != nullptr) read_server();
+  if (retrying_) replay();
   if (client_paused_) {
     client_paused_ = false;
     emit(Action::Kind::ResumeClient);
@@ -151,17 +122,39 @@ void SessionCore::release(bool reusable, std::string reason) {
   task_ = Task::None;
 }
 
+void SessionCore::release_when_done() {
+  if (state_left_.empty()) {
+    release(true);
+    return;
+  }
+  // A client's SQL left state on this connection (a SET, a LISTEN, a temporary table...): it is
+  // reset first, so the next client does not inherit it.
+  if (traffic_ != nullptr) traffic_->state_resets++;
+  emit(Action::Kind::Log, false,
+       "resetting server connection s" + std::to_string(server_->id) + " after " + state_left_);
+  to_server_.own([&](Bytes& b) { protocol::Query{settings_.state_reset_query}.encode(b); });
+  task_ = Task::Discard;
+  task_error_.reset();
+}
+
 void SessionCore::on_acquire_failed(protocol::ErrorResponse error, TimePoint now) {
   now_ = now;
-  if (phase_ == Phase::Login)
+  if (phase_ == Phase::Login) {
     fail_login(std::move(error));
-  else
+  } else if (retrying_) {
+    // Its requests were sent once and their connection died: nothing can answer them now.
+    fatal("08006",
+          "pglens: the server connection was lost and no other could be had: " +
+              std::string(error.message()),
+          "server connection lost, retry failed: " + std::string(error.message()));
+  } else {
     refuse(std::move(error));
+  }
 }
 
 void SessionCore::fail_login(protocol::ErrorResponse error) {
   // The upstream's own reason (no such database, bad password) is the client's answer.
-  set_severity(error, "FATAL");
+  frames::set_severity(error, "FATAL");
   to_client_.own([&](Bytes& b) { error.encode(b); });
   close_client("upstream login failed: " + std::string(error.message()));
 }
@@ -170,9 +163,9 @@ void SessionCore::refuse(protocol::ErrorResponse error) {
   // The client asked for something and no server connection could be had: it gets the reason
   // and stays connected. A Query (or FunctionCall, or Sync) is answered at once, as the server
   // would after an error; in an extended batch, the rest until its Sync is skipped.
-  set_severity(error, "ERROR");
+  frames::set_severity(error, "ERROR");
   to_client_.own([&](Bytes& b) { error.encode(b); });
-  emit(Action::Kind::Log, false, std::string(error.message()));
+  emit(Action::Kind::Warn, false, std::string(error.message()));
   if (waiting_type_ == 'Q' || waiting_type_ == 'S' || waiting_type_ == 'F') {
     to_client_.own([](Bytes& b) { protocol::ReadyForQuery{'I'}.encode(b); });
     drop_next_ = true;
@@ -198,6 +191,8 @@ void SessionCore::fatal(std::string_view sqlstate, std::string_view message, std
   close_client(std::move(reason));
 }
 
+// ---- faults ----
+
 void SessionCore::on_client_gone(std::string_view reason, TimePoint now) {
   now_ = now;
   std::string why(reason);
@@ -211,29 +206,66 @@ void SessionCore::on_client_gone(std::string_view reason, TimePoint now) {
 void SessionCore::on_server_lost(std::string_view reason, TimePoint now) {
   now_ = now;
   if (server_ == nullptr) return;
+  // Closed without a word: a request sent may have run, and committed, with its answer lost on
+  // the way. Only what is known not to have run goes again: pglens' own parameter sync.
+  lost(std::string(reason), task_ == Task::Sync);
+}
+
+bool SessionCore::can_retry() const {
+  if (retries_ >= kMaxRetries || ended()) return false;
+  if (phase_ == Phase::Login) return true;  // nothing of the session has started
+  return replayable_;
+}
+
+void SessionCore::lost(std::string reason, bool unexecuted) {
   server_dirty_ = true;
-  switch (task_) {
-    case Task::Sync: {
-      release(false, std::string(reason) + " while applying parameters");
-      auto error =
-          protocol::make_error("08006", "pglens: server connection lost while applying parameters");
-      if (phase_ == Phase::Login)
-        fail_login(std::move(error));
-      else
-        refuse(std::move(error));
-      return;
-    }
-    case Task::Reset:
-      release(false, std::string(reason) + " during server_reset_query");
-      phase_ = Phase::Ended;
-      return;
-    case Task::None:
-      break;
+  if (task_ == Task::Reset) {
+    release(false, reason + " during server_reset_query");
+    phase_ = Phase::Ended;
+    return;
   }
-  if (server_decoder_.at_boundary())
-    fatal("08006", "pglens: the server connection was lost", std::string(reason));
+  if (task_ == Task::Discard) {  // the client was answered: only the connection goes
+    release(false, reason + " during the state reset");
+    return;
+  }
+  if (task_ == Task::None && phase_ == Phase::Running && ledger_.empty() && status_ == 'I' &&
+      !unsynced_ && waiting_type_ == 0 && settings_.mode != PoolMode::Session) {
+    // Nothing was asked of it: the client loses nothing, its next request takes another.
+    release(false, std::move(reason));
+    return;
+  }
+  if (unexecuted && can_retry()) {
+    retry(std::move(reason));
+    return;
+  }
+  if (task_ == Task::Sync) {
+    release(false, reason + " while applying parameters");
+    auto error =
+        protocol::make_error("08006", "pglens: server connection lost while applying parameters");
+    if (phase_ == Phase::Login)
+      fail_login(std::move(error));
+    else
+      refuse(std::move(error));
+    return;
+  }
+  // Answers reached the client, or it is inside a transaction: only this session ends, with the
+  // server's own FATAL (57P01, ...) when it sent one, else pglens' 08006.
+  if (server_said_fatal_ || !server_decoder_.at_boundary())
+    close_client(std::move(reason));
   else
-    close_client(std::string(reason));
+    fatal("08006", "pglens: the server connection was lost", std::move(reason));
+}
+
+void SessionCore::retry(std::string reason) {
+  ++retries_;
+  // The requests it was asked will never be answered there; they go again, with their tags.
+  auto tags = ledger_.abandon();
+  replay_tags_.insert(replay_tags_.end(), tags.begin(), tags.end());
+  release(false, reason + "; its requests go to another connection");
+  retrying_ = true;
+  client_paused_ = true;  // the client's next bytes go after the replayed ones
+  if (waiting_type_ == 0 && !replay_.empty()) waiting_type_ = static_cast<char>(replay_[0]);
+  emit(Action::Kind::Acquire);
 }
 
 void SessionCore::finish(TimePoint now) {
@@ -243,13 +275,17 @@ void SessionCore::finish(TimePoint now) {
     if (server_ == nullptr) phase_ = Phase::Ended;
     return;
   }
-  // A clean connection goes back to the pool (after server_reset_query in session mode); one
-  // left mid-transaction or mid-message is closed, so no other client ever sees its state and
-  // its locks go at once.
+  // A clean connection goes back to the pool (after server_reset_query in session mode, after
+  // the state reset a client's SQL asked for otherwise); one left mid-transaction or
+  // mid-message is closed, so no other client ever sees its state and its locks go at once.
   bool clean = !server_dirty_ && task_ == Task::None && status_ == 'I' && ledger_.empty() &&
                !unsynced_ && server_at_boundary_;
-  if (clean && settings_.mode == PoolMode::Session && !settings_.server_reset_query.empty()) {
-    to_server_.own([&](Bytes& b) { protocol::Query{settings_.server_reset_query}.encode(b); });
+  std::string reset;
+  if (clean && settings_.mode == PoolMode::Session) reset = settings_.server_reset_query;
+  if (clean && settings_.mode != PoolMode::Session && !state_left_.empty())
+    reset = settings_.state_reset_query;
+  if (!reset.empty()) {
+    to_server_.own([&](Bytes& b) { protocol::Query{reset}.encode(b); });
     task_ = Task::Reset;
     task_error_.reset();
     return;
@@ -265,279 +301,46 @@ void SessionCore::finish(TimePoint now) {
   phase_ = Phase::Ended;
 }
 
-// ---- client → server ----
+// ---- timers ----
 
-bool SessionCore::needs_server(char type) const {
-  if (type == 0 || type == 'X' || skip_until_sync_ || drop_next_) return false;
-  // A Flush outside an open batch asks for nothing, and COPY messages outside a COPY are
-  // ignored by the server: forwarding them could only race a connection being given back.
-  bool in_request = !ledger_.empty() || unsynced_;
-  if (type == 'H' && !unsynced_) return false;
-  if ((type == 'd' || type == 'c' || type == 'f') && !in_request) return false;
-  return true;
+std::optional<TimePoint> SessionCore::deadline() const {
+  if (phase_ != Phase::Running) return std::nullopt;
+  const auto& s = settings_;
+  if (server_ != nullptr && !ledger_.empty() && request_started_ &&
+      s.query_timeout > Clock::duration::zero())
+    return request_start_ + s.query_timeout;
+  if (status_ != 'I' && ledger_.empty() && s.idle_transaction_timeout > Clock::duration::zero())
+    return answered_at_ + s.idle_transaction_timeout;
+  if (status_ == 'I' && server_ == nullptr && s.client_idle_timeout > Clock::duration::zero())
+    return std::max(client_active_at_, answered_at_) + s.client_idle_timeout;
+  return std::nullopt;
 }
 
-std::size_t SessionCore::on_client_bytes(ByteView input, TimePoint now) {
-  if (phase_ != Phase::Running || client_paused_) return 0;
+void SessionCore::on_timer(TimePoint now) {
   now_ = now;
-  const bool session_mode = settings_.mode == PoolMode::Session;
-  std::size_t used = 0;
-  while (used < input.size() && !ended()) {
-    ByteView rest = input.subspan(used);
-    char next = client_decoder_.next_type(rest);
-    // Transaction and statement mode: the message that starts a transaction takes a server
-    // connection first, and is decoded once it has one.
-    if (!session_mode && server_ == nullptr && needs_server(next)) {
-      waiting_type_ = next;
-      emit(Action::Kind::Acquire);
-      break;
-    }
-    auto r = client_decoder_.next(rest);
-    if (r.status == DecodeStatus::Error) {
-      server_dirty_ = true;
-      fatal("08P01", "pglens: protocol violation from client: " + r.error,
-            "protocol violation: " + r.error);
-      break;
-    }
-    ByteView consumed = rest.first(r.consumed);
-    used += r.consumed;
-    if (r.status == DecodeStatus::NeedMore) {
-      // Part of a message: session mode forwards what it reads, but never a Terminate.
-      if (session_mode && next != 'X') to_server_.pass(consumed);
-      break;
-    }
-    const auto& f = r.frame;
-    if (f.kind == FrameKind::Message && f.type == 'X') {
-      close_client("client sent Terminate");
-      break;
-    }
-    if (session_mode) {
-      to_server_.pass(consumed);
-      observe_request(f);
-      continue;
-    }
-    // The frame's bytes are all in this input when they are the whole of what it consumed.
-    bool whole = (f.kind == FrameKind::Message && r.consumed == f.body_length + 5) ||
-                 (f.kind == FrameKind::StreamStart && r.consumed == 5);
-    route(f, whole ? consumed : ByteView{});
-  }
-  return used;
-}
-
-void SessionCore::observe_request(const protocol::Frame& f) {
-  if (f.kind != FrameKind::Message) return;
-  note_request(f.type);
-  auto tag = track_request(f);
-  if (answered(f.type)) ledger_.push(f.type, Handling::Pass, {}, tag);
-}
-
-void SessionCore::route(const protocol::Frame& f, ByteView raw) {
-  if (f.kind == FrameKind::StreamChunk) {
-    if (!skip_until_sync_ && server_) to_server_.pass(f.data);
+  auto due = deadline();
+  if (!due || now < *due) return;
+  const auto& s = settings_;
+  if (server_ != nullptr && !ledger_.empty() && request_started_ &&
+      s.query_timeout > Clock::duration::zero()) {
+    server_dirty_ = true;  // cancelled, then closed at the end
+    fatal("57014",
+          "pglens: query_timeout (" + seconds(s.query_timeout) +
+              " s): the query was cancelled and the connection closed",
+          "query_timeout");
     return;
   }
-  if (drop_next_) {  // refused already: its answer is out
-    drop_next_ = false;
+  if (status_ != 'I') {
+    fatal("25P03",
+          "pglens: idle_transaction_timeout (" + seconds(s.idle_transaction_timeout) +
+              " s): the transaction was idle too long",
+          "idle_transaction_timeout");
     return;
   }
-  if (skip_until_sync_) {
-    // After a failed acquire the client's batch is answered with one error and, at its Sync,
-    // ReadyForQuery: as the server would after an error.
-    if (f.type == 'S') {
-      skip_until_sync_ = false;
-      to_client_.own([](Bytes& b) { protocol::ReadyForQuery{'I'}.encode(b); });
-    }
-    return;
-  }
-  if (server_ == nullptr) return;  // a Flush or COPY message needs_server() let go
-  waiting_type_ = 0;               // the request the connection was taken for is on its way
-  note_request(f.type);
-  auto tag = track_request(f);
-  if (f.kind == FrameKind::StreamStart) {  // a large CopyData: its chunks follow
-    forward(to_server_, f, raw);
-    return;
-  }
-  switch (f.type) {
-    case 'P':
-      if (!rewrite_parse(f.data)) forward(to_server_, f, raw);
-      break;
-    case 'B':
-      rewrite_with_statement(f, raw, true);
-      break;
-    case 'D':
-      rewrite_with_statement(f, raw, false);
-      break;
-    case 'C':
-      rewrite_close(f, raw);
-      break;
-    case 'Q':
-      rewrite_query(f, raw, tag);
-      break;
-    case 'E':
-      ledger_.push('E', Handling::Pass, {}, tag);
-      forward(to_server_, f, raw);
-      break;
-    case 'S':
-    case 'F':
-      ledger_.push(f.type);
-      forward(to_server_, f, raw);
-      break;
-    default:  // Flush, CopyData, CopyDone, CopyFail: no answer of their own
-      forward(to_server_, f, raw);
-      break;
-  }
-}
-
-void SessionCore::forward(Output& out, const protocol::Frame& f, ByteView raw) {
-  if (!raw.empty()) {
-    out.pass(raw);
-    return;
-  }
-  // Gathered across reads (or its header was): the decoder's copy goes out as a whole message.
-  out.own([&](Bytes& b) {
-    append_header(b, f.type, f.body_length);
-    if (f.kind == FrameKind::Message) b.insert(b.end(), f.data.begin(), f.data.end());
-  });
-}
-
-// Book-keeping shared by every mode: when a round trip starts, whether the batch is open.
-void SessionCore::note_request(char type) {
-  if (!request_started_) {
-    request_started_ = true;
-    request_start_ = now_;
-    if (!transaction_started_) {
-      transaction_started_ = true;
-      transaction_start_ = request_start_;
-    }
-  }
-  if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C') unsynced_ = true;
-  if (type == 'S' || type == 'Q') unsynced_ = false;
-}
-
-// Feeds the analysis; returns the tag an Execute or Query goes by in the ledger.
-std::uint64_t SessionCore::track_request(const protocol::Frame& f) {
-  if (!tracker_ || f.kind != FrameKind::Message) return 0;
-  switch (f.type) {
-    case 'P':
-      tracker_->on_parse(f.data);
-      return 0;
-    case 'B':
-      tracker_->on_bind(f.data);
-      return 0;
-    case 'C':
-      tracker_->on_close(f.data);
-      return 0;
-    case 'S':
-      tracker_->on_sync();
-      return 0;
-    case 'E':
-      return tracker_->on_execute(f.data, now_);
-    case 'Q':
-      return tracker_->on_query(f.data, now_);
-    default:
-      return 0;
-  }
-}
-
-bool SessionCore::rewrite_parse(ByteView body) {
-  auto parse = protocol::Parse::decode(body);
-  if (!parse || parse->statement.empty()) {  // malformed: the server will say so; unnamed: as is
-    ledger_.push('P');
-    return false;
-  }
-  auto name = server_statement_name(parse->query, parse->param_types);
-  client_statements_[parse->statement] = ClientStatement{parse->query, parse->param_types, name};
-  if (server_->statements.touch(name)) {
-    to_server_.own([](Bytes& b) {
-      protocol::Close{'S', std::string(kPlaceholderStatement)}.encode(b);
-    });
-    ledger_.push('C', Handling::CloseAsParseComplete);
-    return true;
-  }
-  prepare_on_server(name, parse->query, parse->param_types, Handling::Pass);
-  return true;
-}
-
-void SessionCore::prepare_on_server(const std::string& name, const std::string& query,
-                                    const std::vector<std::uint32_t>& types, Handling handling) {
-  if (auto evicted = server_->statements.insert(name)) {
-    to_server_.own([&](Bytes& b) { protocol::Close{'S', *evicted}.encode(b); });
-    ledger_.push('C', Handling::Skip);
-  }
-  to_server_.own([&](Bytes& b) { protocol::Parse{name, query, types}.encode(b); });
-  ledger_.push('P', handling, name);
-}
-
-// Bind and Describe name a statement: the client's name becomes the server-side one, prepared
-// first if the server this client has now does not have it.
-void SessionCore::rewrite_with_statement(const protocol::Frame& f, ByteView raw, bool is_bind) {
-  protocol::Reader in(f.data);
-  std::string_view portal;
-  char target = 'S';
-  if (is_bind)
-    portal = in.cstring();
-  else
-    target = static_cast<char>(in.u8());
-  auto statement = in.cstring();
-  const ClientStatement* known = nullptr;
-  if (!in.failed() && target == 'S' && !statement.empty()) {
-    auto it = client_statements_.find(statement);
-    if (it != client_statements_.end()) known = &it->second;
-  }
-  if (known == nullptr) {  // unnamed, a portal, unknown or malformed: the server decides
-    ledger_.push(f.type);
-    forward(to_server_, f, raw);
-    return;
-  }
-  if (!server_->statements.touch(known->server_name))
-    prepare_on_server(known->server_name, known->query, known->param_types, Handling::Skip);
-  ledger_.push(f.type);
-  // The same message with the server-side name.
-  auto rest = in.rest();
-  const auto& name = known->server_name;
-  std::size_t head = is_bind ? portal.size() + 1 : 1;
-  to_server_.own([&](Bytes& out) {
-    append_header(out, f.type, static_cast<std::uint32_t>(head + name.size() + 1 + rest.size()));
-    if (is_bind) {
-      out.insert(out.end(), portal.begin(), portal.end());
-      out.push_back(0);
-    } else {
-      out.push_back(static_cast<std::uint8_t>(target));
-    }
-    out.insert(out.end(), name.begin(), name.end());
-    out.push_back(0);
-    out.insert(out.end(), rest.begin(), rest.end());
-  });
-}
-
-void SessionCore::rewrite_close(const protocol::Frame& f, ByteView raw) {
-  auto close = protocol::Close::decode(f.data);
-  ledger_.push('C');
-  if (close && close->target == 'S' && !close->name.empty() &&
-      client_statements_.erase(close->name) > 0) {
-    // The server-side statement stays for other clients; the client gets its CloseComplete.
-    to_server_.own([](Bytes& b) {
-      protocol::Close{'S', std::string(kPlaceholderStatement)}.encode(b);
-    });
-    return;
-  }
-  forward(to_server_, f, raw);
-}
-
-void SessionCore::rewrite_query(const protocol::Frame& f, ByteView raw, std::uint64_t tag) {
-  ByteView body = f.data;
-  auto sql = protocol::as_chars(body.first(body.empty() ? 0 : body.size() - 1));
-  if (auto target = deallocate_target(sql)) {
-    if (target->empty())
-      client_statements_.clear();
-    else
-      client_statements_.erase(*target);
-    to_server_.own([](Bytes& b) { protocol::Query{""}.encode(b); });
-    ledger_.push('Q', Handling::EmptyAsDeallocate, {}, tag);
-    return;
-  }
-  ledger_.push('Q', Handling::Pass, {}, tag);
-  forward(to_server_, f, raw);
+  fatal("57P05",
+        "pglens: client_idle_timeout (" + seconds(s.client_idle_timeout) +
+            " s): closing an idle connection",
+        "client_idle_timeout");
 }
 
 // ---- server → client ----
@@ -557,6 +360,8 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
       if (task_ == Task::Reset) {  // the session is over already: only the connection goes
         release(false, std::move(why));
         phase_ = Phase::Ended;
+      } else if (task_ == Task::Discard) {
+        release(false, std::move(why));
       } else {
         close_client(std::move(why));
       }
@@ -569,13 +374,18 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
       if (server_ == nullptr) return;  // the task ended and the connection went
       continue;
     }
-    // Session mode forwards what it reads, whole messages or not.
-    if (session_mode) to_client_.pass(consumed);
-    if (r.status == DecodeStatus::NeedMore) break;
+    if (r.status == DecodeStatus::NeedMore) {
+      // Session mode forwards what it reads, whole messages or not.
+      if (session_mode) to_client_.pass(consumed);
+      break;
+    }
     const auto& f = r.frame;
     bool whole = (f.kind == FrameKind::Message && r.consumed == f.body_length + 5) ||
                  (f.kind == FrameKind::StreamStart && r.consumed == 5);
-    if (!on_server_frame(f, whole ? consumed : ByteView{})) {
+    auto outcome = on_server_frame(f, whole ? consumed : ByteView{});
+    if (outcome == FrameOutcome::Lost) return;  // it said FATAL instead of an answer
+    if (session_mode) to_client_.pass(consumed);
+    if (outcome == FrameOutcome::StatementBlock) {
       statement_block = true;
       break;
     }
@@ -591,15 +401,33 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
   // safe to give it back.
   if (!session_mode && server_ != nullptr && task_ == Task::None && waiting_type_ == 0 &&
       server_at_boundary_ && ledger_.empty() && status_ == 'I' && !unsynced_ && !skip_until_sync_)
-    release(true);
+    release_when_done();
 }
 
 // Observes (all modes) and, outside session mode, re-encodes one server frame for the client.
-bool SessionCore::on_server_frame(const protocol::Frame& f, ByteView raw) {
+SessionCore::FrameOutcome SessionCore::on_server_frame(const protocol::Frame& f, ByteView raw) {
   const bool session_mode = settings_.mode == PoolMode::Session;
   if (f.kind == FrameKind::StreamChunk) {
     if (!session_mode) to_client_.pass(f.data);
-    return true;
+    return FrameOutcome::Go;
+  }
+  if (f.kind == FrameKind::Message && f.type == 'E' && frames::is_fatal(f.data)) {
+    // The backend ends (pg_terminate_backend, a shutdown) before any answer reached the
+    // client: what it was asked did not commit (a commit is answered before the backend can
+    // act on a signal), so the requests go to another connection.
+    if (can_retry()) {
+      auto error = protocol::ErrorResponse::decode(f.data);
+      lost("server sent FATAL " + std::string(error ? error->sqlstate() : "") + ": " +
+               std::string(error ? error->message() : ""),
+           true);
+      return FrameOutcome::Lost;
+    }
+    server_said_fatal_ = true;
+  }
+  // An answer reaches the client: from here on, losing the connection is the client's to see.
+  if (replayable_) {
+    replayable_ = false;
+    replay_.clear();
   }
   auto outcome = ledger_.on_response(f.type);
   if (tracker_) {
@@ -610,6 +438,7 @@ bool SessionCore::on_server_frame(const protocol::Frame& f, ByteView raw) {
   if (f.kind == FrameKind::Message) {
     if (f.type == 'Z' && f.data.size() == 1) {
       status_ = static_cast<char>(f.data[0]);
+      answered_at_ = now_;
       finish_round_trip();
       if (tracker_) {
         tracker_->on_ready(status_);
@@ -628,13 +457,14 @@ bool SessionCore::on_server_frame(const protocol::Frame& f, ByteView raw) {
                protocol::as_chars(f.data).substr(0, 11) == "DISCARD ALL") {
       server_->statements.clear();
       server_->applied.clear();
+      state_left_.clear();  // the client reset it itself
     }
   }
   for (const auto& name : ledger_.take_unprepared()) server_->statements.erase(name);
   // The transaction block's ReadyForQuery is not forwarded: the client's BEGIN fails with the
   // FATAL error that follows, instead of succeeding before it.
-  if (end_statement_block) return false;
-  if (session_mode) return true;
+  if (end_statement_block) return FrameOutcome::StatementBlock;
+  if (session_mode) return FrameOutcome::Go;
   switch (outcome.verdict) {
     case RequestLedger::Verdict::Forward:
       forward(to_client_, f, raw);
@@ -648,11 +478,11 @@ bool SessionCore::on_server_frame(const protocol::Frame& f, ByteView raw) {
       to_client_.own([](Bytes& b) { protocol::CommandComplete{"DEALLOCATE"}.encode(b); });
       break;
   }
-  return true;
+  return FrameOutcome::Go;
 }
 
-// pglens' own exchange: parameter sync before the client's request, server_reset_query after
-// its session. Nothing of it reaches the client.
+// pglens' own exchanges: parameter sync before the client's request, the state reset after its
+// transaction, server_reset_query after its session. Nothing of them reaches the client.
 void SessionCore::on_task_frame(const protocol::Frame& f, bool last_in_input) {
   if (f.kind != FrameKind::Message) return;
   if (f.type == 'E') task_error_ = protocol::ErrorResponse::decode(f.data);
@@ -661,15 +491,15 @@ void SessionCore::on_task_frame(const protocol::Frame& f, bool last_in_input) {
   // The server said more than it was asked: this connection is not what pglens thinks.
   if (!last_in_input && !task_error_)
     task_error_ = protocol::make_error("08P01", "pglens: unexpected data after ReadyForQuery");
-  if (task == Task::Reset) {
+  if (task == Task::Reset || task == Task::Discard) {
     if (task_error_) {
-      release(false, "server_reset_query failed: " + std::string(task_error_->message()));
+      release(false, "reset failed: " + std::string(task_error_->message()));
     } else {
       server_->applied.clear();
       server_->statements.clear();
       release(true);
     }
-    phase_ = Phase::Ended;
+    if (task == Task::Reset) phase_ = Phase::Ended;
     return;
   }
   if (task_error_) {
@@ -677,6 +507,8 @@ void SessionCore::on_task_frame(const protocol::Frame& f, bool last_in_input) {
     release(false, "parameter sync failed: " + std::string(error.message()));
     if (phase_ == Phase::Login)
       fail_login(std::move(error));
+    else if (retrying_)
+      on_acquire_failed(std::move(error), now_);
     else
       refuse(std::move(error));
     return;

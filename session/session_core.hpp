@@ -14,18 +14,28 @@
 // named statements are renamed to pglens_<sha256> and prepared on demand, and the
 // RequestLedger (a FIFO of forwarded requests) hides the answers to pglens' own requests.
 //
-// What happens when a peer goes away, by state (today's behaviour; docs/faults.md has the
-// decisions):
-//   server lost while idle (session mode)         FATAL 08006 to the client, session ends
-//   server lost during parameter sync             the request gets ERROR 08006 (login: FATAL)
-//   server lost mid-request or in a transaction   FATAL 08006 if between messages; session ends
-//   client gone mid-transaction or mid-message    server connection cancelled and closed
+// What happens when a peer goes away, by state (docs/faults.md has the decisions and tests):
+//   the server ends the connection with a FATAL (pg_terminate_backend, a shutdown) before any
+//     answer reached the client, the transaction begun on that connection, or the connection
+//     dies during parameter sync: the requests go to another connection, invisibly, at most
+//     twice (what was asked cannot have committed)
+//   a connection that just closes, after a request went out: the request may have run, so it is
+//     not sent again; the client gets 08006
+//   server lost after answer bytes reached the client, or in a transaction: the server's FATAL
+//     (57P01, ...) or pglens' 08006, and only that client's session ends
+//   client gone mid-transaction or mid-message: server connection cancelled and closed
+//
+// Transaction and statement mode also: a named Parse with no server connection held is answered
+// here (after a syntax check) and prepared on whichever connection later runs it, so a client's
+// blocking prepare never waits for the pool; SQL that leaves session state on a connection
+// (session_state.hpp) makes the connection reset before another client gets it.
 #pragma once
 
 #include <boost/container/small_vector.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -49,6 +59,18 @@ struct SessionSettings {
   pool::PoolMode mode = pool::PoolMode::Transaction;
   // Session mode: run on a clean server connection before it goes back to the pool; "" for none.
   std::string server_reset_query;
+  // Transaction and statement mode: run before a connection whose session state a client
+  // changed goes back (session_state.hpp).
+  std::string state_reset_query = "DISCARD ALL";
+  // Zero: off. A request without its answer for query_timeout is cancelled and the client closed;
+  // a client idle inside a transaction for idle_transaction_timeout, or idle outside one for
+  // client_idle_timeout, is closed (PgBouncer's meanings).
+  Clock::duration query_timeout{0};
+  Clock::duration idle_transaction_timeout{0};
+  Clock::duration client_idle_timeout{0};
+  // Checks a statement the core answers Parse for itself: nullopt when it parses, else the error
+  // Postgres would give. Unset: every Parse goes to a server.
+  std::function<std::optional<protocol::ErrorResponse>(std::string_view sql)> check_syntax;
   // The tracked startup parameters the client asked for (client_parameters.hpp): every server
   // connection it gets is brought in line with them.
   std::map<std::string, std::string> client_parameters;
@@ -65,7 +87,8 @@ struct Action {
     Release,       // give the server connection back: reusable, or closed for `reason`
     CancelServer,  // send a CancelRequest for the backend still running on the held connection
     CloseClient,   // the session is over, for `reason`; stop both readers, then call finish()
-    Log,           // a line for the operator: `reason` (a client refused a server connection)
+    Log,           // a line for the operator: `reason` (a connection reset, ...)
+    Warn,          // the same, worth a warning (a client refused a server connection)
   };
   // Built in place in the core's list: most carry no reason, and a string moved around per
   // action would be most of their cost.
@@ -103,6 +126,8 @@ class SessionCore {
   void on_client_gone(std::string_view reason, TimePoint now);
   // The held server connection closed or failed, read or written.
   void on_server_lost(std::string_view reason, TimePoint now);
+  // The deadline() passed (or may have: the core checks).
+  void on_timer(TimePoint now);
   // Both readers have stopped: the server connection, if one is held, goes back (clean, after
   // server_reset_query in session mode: read the server until holds_server() is false) or is
   // closed (after a CancelServer when a request may still run there).
@@ -124,6 +149,9 @@ class SessionCore {
   bool client_paused() const { return client_paused_; }
   bool ended() const { return phase_ == Phase::Ending || phase_ == Phase::Ended; }
   bool holds_server() const { return server_ != nullptr; }
+  // When on_timer() should come next (query_timeout, idle_transaction_timeout,
+  // client_idle_timeout), or nullopt for none.
+  std::optional<TimePoint> deadline() const;
   // From the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' in a failed one.
   char transaction_status() const { return status_; }
   // The client's tracked parameters as they stand (SET application_name follows the client).
@@ -132,13 +160,21 @@ class SessionCore {
  private:
   enum class Phase { New, Login, Running, Ending, Ended };
   // pglens' own exchange on the server connection, whose answers the client never sees.
-  enum class Task { None, Sync, Reset };
+  // Sync: parameter sync before a request. Discard: the state reset (state_reset_query) before
+  // a connection a client changed goes back. Reset: server_reset_query at the session's end.
+  enum class Task { None, Sync, Discard, Reset };
 
   // ---- client → server ----
   bool needs_server(char type) const;
   // One frame of the client's stream (transaction and statement mode), rewritten into
-  // to_server_. raw: the frame's bytes when all of them are in this input, else empty.
-  void route(const protocol::Frame& f, protocol::ByteView raw);
+  // to_server_ (or answered here). raw: the frame's bytes when all of them are in this input,
+  // else empty. True when it went to the server.
+  bool route(const protocol::Frame& f, protocol::ByteView raw);
+  bool answers_parse_here(protocol::ByteView rest) const;
+  // A named Parse with no connection held: answered here.
+  void answer_parse(const protocol::Frame& f);
+  // Keeps a request for a retry on another connection while no answer has reached the client.
+  void record(const protocol::Frame& f, protocol::ByteView raw);
   void observe_request(const protocol::Frame& f);  // session mode
   void note_request(char type);
   std::uint64_t track_request(const protocol::Frame& f);
@@ -151,8 +187,8 @@ class SessionCore {
   void rewrite_query(const protocol::Frame& f, protocol::ByteView raw, std::uint64_t tag);
 
   // ---- server → client ----
-  // False when the session must end (a transaction block in statement mode).
-  bool on_server_frame(const protocol::Frame& f, protocol::ByteView raw);
+  enum class FrameOutcome { Go, StatementBlock, Lost };
+  FrameOutcome on_server_frame(const protocol::Frame& f, protocol::ByteView raw);
   void on_task_frame(const protocol::Frame& f, bool last_in_input);
   void finish_round_trip();
 
@@ -167,6 +203,16 @@ class SessionCore {
   // Attached and in line with the client: log the client in, or let it go on.
   void server_ready();
   void release(bool reusable, std::string reason = {});
+  // Every request answered, no transaction open: give the connection back (after the state reset
+  // a client's SQL asked for).
+  void release_when_done();
+  // The connection failed before any answer reached the client: the requests go to another.
+  bool can_retry() const;
+  void retry(std::string reason);
+  void replay();
+  // unexecuted: what was sent cannot have run (a FATAL came first, or it was pglens' own sync),
+  // so a retry cannot run anything twice.
+  void lost(std::string reason, bool unexecuted);
   // No server for the client's next request: it gets `error` and stays.
   void refuse(protocol::ErrorResponse error);
   void fail_login(protocol::ErrorResponse error);
@@ -184,6 +230,19 @@ class SessionCore {
 
   ServerState* server_ = nullptr;
   bool reading_ = false;  // ReadServer issued for server_
+  // The client's requests since the connection was taken, as they came, while no byte of an
+  // answer has reached the client from it: what a retry sends again (replayable_ false once
+  // that is no longer possible: an answer, a streamed or too large request, session mode).
+  protocol::Bytes replay_;
+  bool replayable_ = false;
+  bool retrying_ = false;  // an Acquire for a retry is out; replay_ goes first once answered
+  int retries_ = 0;        // for the requests in replay_
+  std::vector<std::uint64_t> replay_tags_;  // the tracker's tags of the requests replayed
+  std::size_t next_replay_tag_ = 0;
+  protocol::MessageDecoder replay_decoder_{protocol::Direction::Frontend};
+  bool server_said_fatal_ = false;  // its FATAL reached the client: no second one of ours
+  std::string state_left_;          // what a client's SQL left on the connection ("SET ...")
+  bool local_batch_ = false;        // Parse answered here since the last Sync, no server held
   Task task_ = Task::None;
   std::optional<protocol::ErrorResponse> task_error_;
   bool client_paused_ = true;  // until logged in
@@ -204,6 +263,8 @@ class SessionCore {
   TimePoint transaction_start_{};
   // When the bytes being handled were read: every timestamp of a read's messages.
   TimePoint now_{};
+  TimePoint client_active_at_{};  // the client's last bytes
+  TimePoint answered_at_{};       // the last ReadyForQuery
 };
 
 }  // namespace pglens::session

@@ -14,6 +14,9 @@ struct Traffic {
   std::atomic<std::uint64_t> transaction_us{0};
   std::atomic<std::uint64_t> query_us{0};
   std::atomic<std::uint64_t> wait_us{0};
+  // Server connections reset (state_reset_query) because a client's SQL left session state on
+  // them in transaction or statement mode.
+  std::atomic<std::uint64_t> state_resets{0};
 };
 
 }  // namespace pglens::session

@@ -185,8 +185,9 @@ TEST(ProxyAuth, WrongPasswordGivesTheServersError) {
 }
 
 TEST(ProxyUpstream, DownUpstreamGivesAClearError) {
+  // The client waits for it up to pool_timeout, connects retried meanwhile, then is told why.
   Proxy proxy({"--upstream", "postgresql://127.0.0.1:" + std::to_string(free_port()),
-               "--server-connect-timeout", "3"});
+               "--server-connect-timeout", "3", "--pool-timeout", "2"});
   auto started = std::chrono::steady_clock::now();
   Connection c(PQconnectdb(proxy.conninfo().c_str()));
   EXPECT_EQ(PQstatus(c.get()), CONNECTION_BAD);

@@ -13,8 +13,8 @@ namespace pglens::pool {
 // gtest finds these by ADL, so they live in the namespace of the types.
 inline void PrintTo(const Action& a, std::ostream* os) {
   static const char* const kinds[] = {"Connect", "Assign", "Ping", "Close", "FailWaiter"};
-  static const char* const closes[] = {"Dirty",      "Recycle", "Idle",  "OverflowIdle",
-                                       "PingFailed", "Shrink",  "Broken"};
+  static const char* const closes[] = {"Dirty",      "Recycle", "Idle",   "OverflowIdle",
+                                       "PingFailed", "Shrink",  "Broken", "Lost"};
   static const char* const fails[] = {"Timeout", "ConnectFailed"};
   *os << kinds[static_cast<int>(a.kind)] << "(conn=" << a.conn << ", waiter=" << a.waiter;
   if (a.kind == Action::Kind::Close) *os << ", " << closes[static_cast<int>(a.close_reason)];
@@ -73,7 +73,9 @@ struct Harness {
   Actions release(ConnId c, bool reusable = true) { return pool.release(c, reusable, now); }
   Actions broken(ConnId c) { return pool.broken(c, now); }
   Actions connected(ConnId c) { return pool.connected(c, now); }
-  Actions connect_failed(ConnId c) { return pool.connect_failed(c, now); }
+  Actions connect_failed(ConnId c, bool transient = false) {
+    return pool.connect_failed(c, now, transient);
+  }
   Actions ping_result(ConnId c, bool alive) { return pool.ping_result(c, alive, now); }
   Actions tick() { return pool.tick(now); }
   Actions reconfigure(PoolSettings s) { return pool.reconfigure(s, now); }
@@ -612,6 +614,63 @@ TEST(PoolCore, ServerDownGivesEveryWaiterAnErrorNotAHang) {
   EXPECT_EQ(h.pool.counts().waiting, 0);
 }
 
+// Postgres restarting (connection refused, "the database system is starting up"): waiters wait
+// for it, connects are retried with a growing pause, and once one works everyone is served.
+TEST(PoolCore, TransientConnectFailuresKeepWaitersWaitingAndRetry) {
+  PoolSettings s = sized(2, 0);
+  s.pool_timeout = std::chrono::seconds(5);
+  Harness h(s);
+  EXPECT_EQ(h.acquire(1), Actions{Connect(1)});
+  EXPECT_EQ(h.acquire(2), Actions{Connect(2)});
+  EXPECT_EQ(h.connect_failed(1, true), Actions{});  // nobody is failed
+  EXPECT_EQ(h.connect_failed(2, true), Actions{});
+  EXPECT_EQ(h.pool.counts().waiting, 2);
+  EXPECT_EQ(h.pool.connects_paused_until(h.now), h.now + 200ms);  // 100 ms, then doubled
+  h.advance(100ms);
+  EXPECT_EQ(h.tick(), Actions{});  // still paused
+  h.advance(100ms);
+  EXPECT_EQ(h.tick(), (Actions{Connect(3), Connect(4)}));
+  EXPECT_EQ(h.connected(3), Actions{Assign(3, 1)});
+  EXPECT_EQ(h.pool.connects_paused_until(h.now), std::nullopt);  // the server is back
+  EXPECT_EQ(h.connected(4), Actions{Assign(4, 2)});
+}
+
+TEST(PoolCore, PauseBetweenTransientRetriesGrowsToASecond) {
+  Harness h(sized(1, 0));
+  h.acquire(1);
+  ConnId c = 1;
+  for (auto pause : {100ms, 200ms, 400ms, 800ms, 1000ms, 1000ms}) {
+    EXPECT_EQ(h.connect_failed(c, true), Actions{});
+    EXPECT_EQ(h.pool.connects_paused_until(h.now), h.now + pause);
+    h.advance(pause);
+    auto a = h.tick();
+    ASSERT_EQ(a.size(), 1u);
+    c = a[0].conn;
+  }
+}
+
+TEST(PoolCore, WaitersOfAnUnreachableServerTimeOutAtPoolTimeout) {
+  PoolSettings s = sized(1, 0);
+  s.pool_timeout = std::chrono::seconds(2);
+  Harness h(s);
+  h.acquire(1);
+  ConnId c = 1;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(h.connect_failed(c, true), Actions{});
+    h.advance(500ms);
+    auto a = h.tick();
+    if (i < 3) c = a.at(0).conn;
+  }
+  EXPECT_EQ(h.pool.counts().waiting, 0);
+}
+
+TEST(PoolCore, PermanentConnectFailureStillFailsTheOldestWaiterAtOnce) {
+  Harness h(sized(1, 0));
+  h.acquire(1);
+  EXPECT_EQ(h.connect_failed(1, false), Actions{Fail(1, FailReason::ConnectFailed)});
+  EXPECT_EQ(h.pool.connects_paused_until(h.now), std::nullopt);
+}
+
 TEST(PoolCore, DirtyReleaseClosesTheConnection) {
   Harness h(sized(1, 0));
   ConnId c = h.serve_fresh(1);
@@ -876,6 +935,9 @@ class Model {
               break;
             case CloseReason::Broken:
               ASSERT_EQ(in, Input::Broken);
+              break;
+            case CloseReason::Lost:  // the proxy reports these; this model never does
+              FAIL() << "Lost without a report of it";
               break;
           }
           if (it->second.ping_for) requeue(*it->second.ping_for);

@@ -2,241 +2,17 @@
 // out, with a fake clock and no sockets. Each test scripts one exchange the way the proxy's
 // coroutines drive the core: feed, send what the outputs hold, carry out the actions.
 //
-// Tests named ..._Issue18 state the behaviour the fault issue (#18) asks for where today's
-// differs; they are skipped, with the reason, until that issue's work lands. The test next to
-// each pins today's behaviour.
-#include "session/session_core.hpp"
-
-#include <gtest/gtest.h>
-
-#include <chrono>
-#include <deque>
-#include <string>
-#include <vector>
-
-#include "analyzer/event_batch.hpp"
-#include "analyzer/event_queue.hpp"
-#include "protocol/messages.hpp"
+// docs/faults.md lists, for each connection state, what a fault does and which test here pins
+// it.
+#include "tests/unit/session_core_harness.hpp"
 
 namespace pglens::session {
-
-inline void PrintTo(const Action& a, std::ostream* os) {
-  static const char* const kinds[] = {"Acquire",      "ReadServer",  "ResumeClient", "Release",
-                                      "CancelServer", "CloseClient", "Log"};
-  *os << kinds[static_cast<int>(a.kind)];
-  if (a.kind == Action::Kind::Release) *os << (a.reusable ? "(reusable)" : "(close)");
-  if (!a.reason.empty()) *os << " \"" << a.reason << "\"";
-}
-
 namespace {
 
 using namespace std::chrono_literals;
 using pool::PoolMode;
 using protocol::Bytes;
-using protocol::ByteView;
 using Kind = Action::Kind;
-
-// ---- messages, as bytes on the wire ----
-
-template <typename M>
-Bytes wire(const M& m) {
-  Bytes out;
-  m.encode(out);
-  return out;
-}
-Bytes raw(char type, std::string_view body = {}) {
-  Bytes out{static_cast<std::uint8_t>(type)};
-  auto len = static_cast<std::uint32_t>(body.size() + 4);
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<std::uint8_t>(len >> shift));
-  out.insert(out.end(), body.begin(), body.end());
-  return out;
-}
-Bytes operator+(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-// Frontend
-Bytes Q(const std::string& sql) {
-  return wire(protocol::Query{sql});
-}
-Bytes P(const std::string& name, const std::string& sql) {
-  return wire(protocol::Parse{name, sql, {}});
-}
-Bytes B(const std::string& statement, std::vector<std::string> params = {},
-        const std::string& portal = "") {
-  protocol::Bind b;
-  b.portal = portal;
-  b.statement = statement;
-  for (auto& p : params) b.params.emplace_back(Bytes(p.begin(), p.end()));
-  return wire(b);
-}
-Bytes Ds(const std::string& name) {
-  return wire(protocol::Describe{'S', name});
-}
-Bytes Dp(const std::string& name = "") {
-  return wire(protocol::Describe{'P', name});
-}
-Bytes E(const std::string& portal = "") {
-  return wire(protocol::Execute{portal, 0});
-}
-Bytes Cs(const std::string& name) {
-  return wire(protocol::Close{'S', name});
-}
-Bytes S() {
-  return wire(protocol::Sync{});
-}
-Bytes H() {
-  return wire(protocol::Flush{});
-}
-Bytes X() {
-  return wire(protocol::Terminate{});
-}
-Bytes d(const std::string& data) {
-  return wire(protocol::CopyData{Bytes(data.begin(), data.end())});
-}
-Bytes c() {
-  return wire(protocol::CopyDone{});
-}
-
-// Backend
-Bytes Z(char status = 'I') {
-  return wire(protocol::ReadyForQuery{status});
-}
-Bytes CC(const std::string& tag) {
-  return wire(protocol::CommandComplete{tag});
-}
-Bytes T(const std::string& column) {
-  protocol::RowDescription r;
-  r.fields.push_back(protocol::FieldDescription{column});
-  return wire(r);
-}
-Bytes DR(const std::string& value) {
-  protocol::DataRow r;
-  r.values.emplace_back(Bytes(value.begin(), value.end()));
-  return wire(r);
-}
-Bytes Err(const std::string& sqlstate, const std::string& message) {
-  return wire(protocol::make_error(sqlstate, message));
-}
-Bytes PS(const std::string& name, const std::string& value) {
-  return wire(protocol::ParameterStatus{name, value});
-}
-Bytes ParseOk() {
-  return wire(protocol::ParseComplete{});
-}
-Bytes BindOk() {
-  return wire(protocol::BindComplete{});
-}
-Bytes CloseOk() {
-  return wire(protocol::CloseComplete{});
-}
-Bytes EmptyOk() {
-  return wire(protocol::EmptyQueryResponse{});
-}
-Bytes CopyIn() {
-  return raw('G', std::string("\0\0\0", 3));
-}  // text, no columns
-Bytes CopyOut() {
-  return raw('H', std::string("\0\0\0", 3));
-}  // text, no columns
-
-Bytes login_answer(const std::vector<protocol::ParameterStatus>& parameters,
-                   protocol::BackendKeyData key) {
-  Bytes out = wire(protocol::Authentication{});
-  for (const auto& p : parameters) out = out + wire(p);
-  return out + wire(key) + Z();
-}
-
-std::string named(const std::string& sql) {
-  return server_statement_name(sql, {});
-}
-
-// ---- the harness ----
-
-class CoreTest : public ::testing::Test {
- protected:
-  static constexpr protocol::BackendKeyData kClientKey{4242, 777};
-
-  CoreTest() {
-    for (auto* s : {&server1, &server2, &server3}) {
-      s->parameters = {{"server_version", "15.4"}, {"TimeZone", "UTC"}, {"application_name", ""}};
-    }
-    server1.id = 1;
-    server2.id = 2;
-    server3.id = 3;
-  }
-
-  void make(PoolMode mode, std::map<std::string, std::string> params = {},
-            std::unique_ptr<ExecutionTracker> tracker = nullptr) {
-    SessionSettings s;
-    s.mode = mode;
-    s.server_reset_query = "DISCARD ALL";
-    s.client_parameters = std::move(params);
-    s.client_key = kClientKey;
-    core = std::make_unique<SessionCore>(std::move(s), std::move(tracker), &traffic);
-  }
-
-  // The login as the proxy runs it, ending Running; in transaction and statement mode the first
-  // server connection has gone back.
-  void log_in(PoolMode mode, ServerState& server) {
-    make(mode);
-    core->start(now);
-    EXPECT_EQ(take_actions(), (Actions{{Kind::Acquire}}));
-    core->on_server_acquired(server, 0ns, now);
-    EXPECT_EQ(to_client(), login_answer(server.parameters, kClientKey));
-    auto actions = take_actions();
-    if (mode == PoolMode::Session)
-      EXPECT_EQ(actions, (Actions{{Kind::ReadServer}, {Kind::ResumeClient}}));
-    else
-      EXPECT_EQ(actions, (Actions{{Kind::Release, true}, {Kind::ResumeClient}}));
-    EXPECT_FALSE(core->client_paused());
-  }
-
-  // Client bytes: the count the core took.
-  std::size_t client(const Bytes& bytes) {
-    // Kept: the outputs may point into it until they are taken, as into the proxy's read buffer.
-    return core->on_client_bytes(inputs_.emplace_back(bytes), now);
-  }
-  // Client bytes that need a server connection: the core asks for one first, takes nothing,
-  // and takes all once it has `server`.
-  void client_acquiring(const Bytes& bytes, ServerState& server) {
-    EXPECT_EQ(client(bytes), 0u);
-    EXPECT_EQ(take_actions(), (Actions{{Kind::Acquire}}));
-    core->on_server_acquired(server, 1ms, now);
-    auto actions = take_actions();
-    EXPECT_EQ(actions, (Actions{{Kind::ReadServer}}));
-    EXPECT_EQ(client(bytes), bytes.size());
-  }
-  void server(const Bytes& bytes) { core->on_server_bytes(inputs_.emplace_back(bytes), now); }
-
-  Bytes to_server() {
-    auto b = core->server_output().bytes();
-    core->server_output().clear();
-    return b;
-  }
-  Bytes to_client() {
-    auto b = core->client_output().bytes();
-    core->client_output().clear();
-    return b;
-  }
-  Actions take_actions() { return core->take_actions(); }
-
-  ServerState server1, server2, server3;
-  Traffic traffic;
-  analyzer::EventQueue queue{100};  // before the core: its tracker ends its session there
-  std::unique_ptr<SessionCore> core;
-  std::chrono::steady_clock::time_point now = std::chrono::steady_clock::time_point{} + 1h;
-
- private:
-  std::deque<Bytes> inputs_;
-};
-
-constexpr protocol::BackendKeyData CoreTest::kClientKey;
-
-const Actions kNone{};
-const Actions kReleased{{Kind::Release, true}};
 
 // ---- login ----
 
@@ -780,7 +556,7 @@ TEST_F(CoreTest, QueryRefusedWhenNoServerConnectionIsFree) {
   take_actions();
   core->on_acquire_failed(protocol::make_error("53300", "pglens: no server connection"), now);
   EXPECT_EQ(to_client(), Err("53300", "pglens: no server connection") + Z());
-  EXPECT_EQ(take_actions(), (Actions{{Kind::Log, false, "pglens: no server connection"}}));
+  EXPECT_EQ(take_actions(), (Actions{{Kind::Warn, false, "pglens: no server connection"}}));
   // The refused query is answered: it is taken without a server, and the next one asks again.
   EXPECT_EQ(client(Q("SELECT 1") + Q("SELECT 2")), Q("SELECT 1").size());
   EXPECT_EQ(take_actions(), (Actions{{Kind::Acquire}}));
@@ -903,7 +679,9 @@ TEST_F(CoreTest, ServerLostWhileIdleInTransactionModeIsNotTheClientsConcern) {
   EXPECT_EQ(to_client(), Bytes{});
 }
 
-TEST_F(CoreTest, ServerLostDuringParameterSyncRefusesTheRequest) {
+// A fresh connection dies while pglens brings it in line: nothing reached the client, so the
+// request waits for another connection, which is synced and gets it.
+TEST_F(CoreTest, ServerLostDuringParameterSyncIsRetriedOnAnotherConnection) {
   make(PoolMode::Transaction, {{"application_name", "shop"}});
   core->start(now);
   take_actions();
@@ -917,22 +695,25 @@ TEST_F(CoreTest, ServerLostDuringParameterSyncRefusesTheRequest) {
   to_server();
   take_actions();
   core->on_server_lost("server closed connection", now);
-  EXPECT_EQ(to_client(),
-            Err("08006", "pglens: server connection lost while applying parameters") + Z());
-  auto actions = take_actions();
-  EXPECT_EQ(actions[0],
-            (Action{Kind::Release, false, "server closed connection while applying parameters"}));
-  EXPECT_FALSE(core->ended());
+  EXPECT_EQ(to_client(), Bytes{});
+  EXPECT_EQ(take_actions(),
+            (Actions{{Kind::Release, false,
+                      "server closed connection; its requests go to another connection"},
+                     {Kind::Acquire}}));
+  EXPECT_TRUE(core->client_paused());
+  core->on_server_acquired(server3, 0ns, now);
+  EXPECT_EQ(to_server(), Q("SELECT pg_catalog.set_config('application_name', 'shop', false);"));
+  server(CC("SELECT 1") + Z());
+  EXPECT_EQ(take_actions(), (Actions{{Kind::ReadServer}, {Kind::ResumeClient}}));
+  EXPECT_EQ(client(Q("SELECT 1")), Q("SELECT 1").size());
+  EXPECT_EQ(to_server(), Q("SELECT 1"));
 }
 
-TEST_F(CoreTest, ServerLostDuringParameterSyncIsRetriedOnAnotherConnection_Issue18) {
-  GTEST_SKIP() << "issue 18 (fault transparency): a failure before any byte reached the client "
-                  "goes to another connection; today the request gets ERROR 08006";
-}
-
-TEST_F(CoreTest, ServerLostBeforeTheFirstResponseByteEndsTheSession) {
+// A connection that just closes after the request went out: the request may have run (and
+// committed, its answer lost on the way), so it is not sent again.
+TEST_F(CoreTest, ServerClosedBeforeTheFirstAnswerIsNotRetried) {
   log_in(PoolMode::Transaction, server1);
-  client_acquiring(Q("SELECT 1"), server1);
+  client_acquiring(P("", "SELECT $1") + B("", {"1"}) + E() + S(), server1);
   to_server();
   core->on_server_lost("server closed connection", now);
   EXPECT_EQ(to_client(),
@@ -940,9 +721,124 @@ TEST_F(CoreTest, ServerLostBeforeTheFirstResponseByteEndsTheSession) {
   EXPECT_EQ(take_actions(), (Actions{{Kind::CloseClient, false, "server closed connection"}}));
 }
 
-TEST_F(CoreTest, ServerLostBeforeTheFirstResponseByteIsRetried_Issue18) {
-  GTEST_SKIP() << "issue 18 (fault transparency): the first request of a transaction, with no "
-                  "byte of its answer sent, goes to another connection invisibly (at most twice)";
+// pg_terminate_backend on an idle pooled connection: the backend sent FATAL 57P01 and closed.
+// That FATAL comes where the answer should; it is not the client's, and the request goes again.
+TEST_F(CoreTest, FatalInsteadOfTheFirstAnswerIsARetryNotTheClientsError) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(P("", "SELECT $1") + B("", {"1"}) + E() + S(), server1);
+  to_server();
+  server(terminated());
+  EXPECT_EQ(to_client(), Bytes{});
+  EXPECT_EQ(take_actions(),
+            (Actions{{Kind::Release, false,
+                      "server sent FATAL 57P01: terminating connection due to administrator "
+                      "command; its requests go to another connection"},
+                     {Kind::Acquire}}));
+  core->on_server_acquired(server2, 0ns, now);
+  EXPECT_EQ(to_server(), P("", "SELECT $1") + B("", {"1"}) + E() + S());
+  EXPECT_EQ(take_actions(), (Actions{{Kind::ReadServer}, {Kind::ResumeClient}}));
+  server(ParseOk() + BindOk() + DR("1") + CC("SELECT 1") + Z());
+  EXPECT_EQ(to_client(), ParseOk() + BindOk() + DR("1") + CC("SELECT 1") + Z());
+  EXPECT_EQ(take_actions(), kReleased);
+  EXPECT_EQ(traffic.transactions.load(), 1u);
+}
+
+TEST_F(CoreTest, FatalInsteadOfTheFirstAnswerToASimpleQuery) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("SELECT 1"), server1);
+  to_server();
+  server(terminated());
+  EXPECT_EQ(to_client(), Bytes{});
+  auto actions = take_actions();
+  ASSERT_EQ(actions.size(), 2u);
+  EXPECT_EQ(actions[0].reason,
+            "server sent FATAL 57P01: terminating connection due to administrator command; its "
+            "requests go to another connection");
+  EXPECT_EQ(actions[1].kind, Kind::Acquire);
+  core->on_server_acquired(server2, 0ns, now);
+  EXPECT_EQ(to_server(), Q("SELECT 1"));
+  server(CC("SELECT 1") + Z());
+  EXPECT_EQ(to_client(), CC("SELECT 1") + Z());
+}
+
+// The retried request names a statement the new connection has never seen: it is prepared
+// there first, as for any fresh connection.
+TEST_F(CoreTest, RetryPreparesNamedStatementsOnTheNewConnection) {
+  log_in(PoolMode::Transaction, server1);
+  std::string name = named("SELECT $1");
+  client_acquiring(P("s1", "SELECT $1") + B("s1", {"3"}) + E() + S(), server1);
+  to_server();
+  server(terminated());
+  take_actions();
+  core->on_server_acquired(server2, 0ns, now);
+  EXPECT_EQ(to_server(), P(name, "SELECT $1") + B(name, {"3"}) + E() + S());
+  server(ParseOk() + BindOk() + DR("3") + CC("SELECT 1") + Z());
+  EXPECT_EQ(to_client(), ParseOk() + BindOk() + DR("3") + CC("SELECT 1") + Z());
+}
+
+TEST_F(CoreTest, RetryIsTriedTwiceThenTheClientGetsAFatalError) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("SELECT 1"), server1);
+  for (auto* s : {&server2, &server3}) {
+    server(terminated());
+    EXPECT_EQ(take_actions().back().kind, Kind::Acquire);
+    core->on_server_acquired(*s, 0ns, now);
+    take_actions();
+  }
+  to_server();
+  server(terminated());  // the third: it reaches the client
+  EXPECT_EQ(to_client(), terminated());
+  EXPECT_EQ(take_actions(), kNone);
+  core->on_server_lost("server closed connection", now);
+  EXPECT_EQ(to_client(), Bytes{});  // no second FATAL
+  EXPECT_EQ(take_actions(), (Actions{{Kind::CloseClient, false, "server closed connection"}}));
+}
+
+TEST_F(CoreTest, RetryWithNoConnectionToBeHadClosesTheClient) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("SELECT 1"), server1);
+  server(terminated());
+  take_actions();
+  core->on_acquire_failed(protocol::make_error("53300", "pool timeout"), now);
+  EXPECT_EQ(to_client(), wire(protocol::make_error("08006",
+                                                   "pglens: the server connection was lost and "
+                                                   "no other could be had: pool timeout",
+                                                   "FATAL")));
+  EXPECT_EQ(take_actions().back().kind, Kind::CloseClient);
+}
+
+TEST_F(CoreTest, NoRetryOnceAnAnswerReachedTheClient) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("SELECT generate_series(1, 3)"), server1);
+  server(T("g"));
+  server(terminated());  // its FATAL reaches the client, and ends its session
+  EXPECT_EQ(to_client(), T("g") + terminated());
+  core->on_server_lost("server closed connection", now);
+  EXPECT_EQ(take_actions(), (Actions{{Kind::CloseClient, false, "server closed connection"}}));
+}
+
+TEST_F(CoreTest, NoRetryOfTheSecondRequestOfATransaction) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("BEGIN"), server1);
+  server(CC("BEGIN") + Z('T'));
+  client(Q("INSERT INTO t VALUES (1)"));
+  server(terminated());
+  core->on_server_lost("server closed connection", now);
+  EXPECT_EQ(take_actions(), (Actions{{Kind::CloseClient, false, "server closed connection"}}));
+}
+
+TEST_F(CoreTest, ServerLostDuringTheStateResetOnlyLosesTheConnection) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("SET statement_timeout = 5"), server1);
+  server(CC("SET") + Z());
+  EXPECT_EQ(to_client(), CC("SET") + Z());  // the client has its answer
+  take_actions();
+  EXPECT_EQ(to_server(), Q("SET statement_timeout = 5") + Q("DISCARD ALL"));
+  core->on_server_lost("server closed connection", now);
+  EXPECT_EQ(take_actions(),
+            (Actions{{Kind::Release, false, "server closed connection during the state reset"}}));
+  EXPECT_FALSE(core->ended());
+  EXPECT_EQ(to_client(), Bytes{});
 }
 
 TEST_F(CoreTest, ServerLostMidResultBetweenMessagesSendsAFatalError) {
@@ -982,9 +878,20 @@ TEST_F(CoreTest, ServerLostInsideATransactionEndsTheSession) {
   EXPECT_EQ(take_actions(), (Actions{{Kind::Release, false, "left unclean"}}));
 }
 
-TEST_F(CoreTest, ServerLostInsideATransactionLeavesTheClientConnected_Issue18) {
-  GTEST_SKIP() << "issue 18 (fault transparency): only this client gets ERROR 57P01/08006 and "
-                  "is kept in a consistent state (or closed with a reason)";
+// The backend is terminated while its client is idle inside a transaction: Postgres' own
+// FATAL reaches the client with its SQLSTATE, and pglens adds no second one.
+TEST_F(CoreTest, ServerFatalInsideATransactionReachesTheClientWithItsSqlstate) {
+  log_in(PoolMode::Transaction, server1);
+  client_acquiring(Q("BEGIN"), server1);
+  server(CC("BEGIN") + Z('T'));
+  to_client();
+  Bytes fatal57 = wire(protocol::make_error(
+      "57P01", "terminating connection due to administrator command", "FATAL"));
+  server(fatal57);
+  EXPECT_EQ(to_client(), fatal57);
+  core->on_server_lost("server closed connection", now);
+  EXPECT_EQ(to_client(), Bytes{});
+  EXPECT_EQ(take_actions(), (Actions{{Kind::CloseClient, false, "server closed connection"}}));
 }
 
 TEST_F(CoreTest, GarbageAnswerToTheResetQueryClosesTheConnection) {
