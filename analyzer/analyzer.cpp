@@ -39,12 +39,14 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   return buckets;
 }
 
-Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry)
+Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry,
+                   std::vector<std::shared_ptr<EventConsumer>> consumers)
     : settings_(settings),
       registry_(std::move(registry)),
       queue_(settings.queue_capacity),
       stats_(settings.max_fingerprints),
       cache_(settings.cache_entries),
+      consumers_(std::move(consumers)),
       query_duration_(
           prometheus::BuildHistogram()
               .Name("pglens_query_duration_seconds")
@@ -97,10 +99,6 @@ bool Analyzer::submit(const ExecutionEvent& event) {
   batch.add(id, event, finished);
   if (event.session) batch.end_session(id);
   return queue_.push(batch);
-}
-
-void Analyzer::add_consumer(std::shared_ptr<EventConsumer> consumer) {
-  consumers_.push_back(std::move(consumer));
 }
 
 AnalyzerCounters Analyzer::counters() const {

@@ -56,7 +56,9 @@ struct AnalyzerCounters {
 
 class Analyzer {
  public:
-  Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry);
+  // The consumers are fixed here: the analyzer thread starts with the constructor and reads them.
+  Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry,
+           std::vector<std::shared_ptr<EventConsumer>> consumers = {});
   ~Analyzer();
   Analyzer(const Analyzer&) = delete;
   Analyzer& operator=(const Analyzer&) = delete;
@@ -72,8 +74,6 @@ class Analyzer {
     return stats_.rows(sort, limit);
   }
   AnalyzerCounters counters() const;
-  // Registers a consumer before events flow (not thread-safe against running consumers).
-  void add_consumer(std::shared_ptr<EventConsumer> consumer);
 
  private:
   // The observations of one histogram series since the last batch: prometheus-cpp's Observe
@@ -100,7 +100,7 @@ class Analyzer {
   alignas(64) EventReader reader_;  // analyzer thread only
   StatsTable stats_;
   FingerprintCache cache_;  // analyzer thread only
-  std::vector<std::shared_ptr<EventConsumer>> consumers_;
+  const std::vector<std::shared_ptr<EventConsumer>> consumers_;
 
   prometheus::Family<prometheus::Histogram>& query_duration_;
   prometheus::Family<prometheus::Histogram>& fingerprint_duration_;

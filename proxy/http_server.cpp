@@ -332,6 +332,7 @@ HttpReply HttpServer::pools() const {
                     {"closes", std::move(closes)},
                     {"transactions", t.transactions},
                     {"queries", t.queries},
+                    {"state_resets", t.state_resets},
                     {"bytes_received", t.bytes_received},
                     {"bytes_sent", t.bytes_sent},
                     {"waits", stats.waits},

@@ -85,6 +85,7 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
   auto closes = family(metric::kServerCloses, MetricType::Counter);
   auto pre_ping = family(metric::kPrePingFailures, MetricType::Counter);
   auto timeouts = family(metric::kPoolTimeouts, MetricType::Counter);
+  auto resets = family(metric::kStateResets, MetricType::Counter);
   for (const auto& pool : snapshot.pools) {
     const auto& key = pool.key;
     auto labels = [&key](std::vector<ClientMetric::Label> more = {}) {
@@ -110,9 +111,10 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
     }
     add(pre_ping, labels(), as_double(stats.pre_ping_failures));
     add(timeouts, labels(), as_double(stats.pool_timeouts));
+    add(resets, labels(), as_double(pool.traffic.state_resets));
   }
   for (auto* f : {&servers, &waiting, &pool_size, &transactions, &connects, &connect_failures,
-                  &closes, &pre_ping, &timeouts})
+                  &closes, &pre_ping, &timeouts, &resets})
     out.push_back(std::move(*f));
 
   if (snapshot.analyzer) {

@@ -43,6 +43,11 @@ inline constexpr MetricName kServerCloses{
     "shrink, broken, lost: an idle one the server closed)"};
 inline constexpr MetricName kPrePingFailures{"pglens_pre_ping_failures_total",
                                              "Idle server connections found dead by pre-ping"};
+inline constexpr MetricName kStateResets{
+    "pglens_server_state_resets_total",
+    "Server connections reset (server_reset_query) because a client's SQL left session state on "
+    "them in transaction or statement mode (SET of an unreported parameter, LISTEN, a temporary "
+    "table, an advisory lock...)"};
 inline constexpr MetricName kPoolTimeouts{"pglens_pool_timeouts_total",
                                           "Clients that waited pool_timeout and got no connection"};
 inline constexpr MetricName kAnalyzerEvents{"pglens_analyzer_events_total",

@@ -9,8 +9,9 @@ namespace pglens::proxy {
 
 namespace {
 TrafficTotals totals_of(const session::Traffic& t) {
-  return {t.transactions.load(),   t.queries.load(),  t.bytes_received.load(), t.bytes_sent.load(),
-          t.transaction_us.load(), t.query_us.load(), t.wait_us.load()};
+  return {t.transactions.load(), t.queries.load(),        t.bytes_received.load(),
+          t.bytes_sent.load(),   t.transaction_us.load(), t.query_us.load(),
+          t.wait_us.load(),      t.state_resets.load()};
 }
 
 ServerPool::ConnectSettings connect_settings(const config::Config& c) {
@@ -18,13 +19,15 @@ ServerPool::ConnectSettings connect_settings(const config::Config& c) {
 }
 
 std::unique_ptr<analyzer::Analyzer> make_analyzer(const config::Config& c,
-                                                  std::shared_ptr<prometheus::Registry> registry) {
+                                                  std::shared_ptr<prometheus::Registry> registry,
+                                                  std::shared_ptr<rules::Advisor> advisor) {
   if (!c.analysis) return nullptr;
   analyzer::AnalyzerSettings a;
   a.queue_capacity = static_cast<std::size_t>(c.analysis_queue_size);
   a.max_fingerprints = static_cast<std::size_t>(c.max_fingerprints);
   a.top_k = static_cast<std::size_t>(c.fingerprint_top_k);
-  return std::make_unique<analyzer::Analyzer>(a, std::move(registry));
+  return std::make_unique<analyzer::Analyzer>(
+      a, std::move(registry), std::vector<std::shared_ptr<analyzer::EventConsumer>>{advisor});
 }
 }  // namespace
 
@@ -38,7 +41,7 @@ ProxyServer::ProxyServer(config::Config config, std::string config_path)
                                           return catalog_conninfo(db, user);
                                         },
                                         registry_)),
-      analyzer_(make_analyzer(*config_, registry_)),
+      analyzer_(make_analyzer(*config_, registry_, advisor_)),
       io_threads_(std::max(1u, config_->threads)),
       io_(static_cast<int>(io_threads_)),
       acceptor_(io_),
@@ -65,7 +68,6 @@ ProxyServer::ProxyServer(config::Config config, std::string config_path)
       http_(io_, {[this] { return snapshot(); }, [this] { return collect_metrics(); },
                   analyzer_.get(), advisor_.get()}) {
   signals_.add(SIGHUP);
-  if (analyzer_) analyzer_->add_consumer(advisor_);
 }
 
 ProxySnapshot ProxyServer::snapshot() const {

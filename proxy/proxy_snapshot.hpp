@@ -34,7 +34,7 @@ struct ClientSnapshot {
 
 struct TrafficTotals {
   std::uint64_t transactions = 0, queries = 0, bytes_received = 0, bytes_sent = 0,
-                transaction_us = 0, query_us = 0, wait_us = 0;
+                transaction_us = 0, query_us = 0, wait_us = 0, state_resets = 0;
 };
 
 struct PoolSnapshot {

@@ -55,11 +55,20 @@ std::string str(const json& j, const char* key) {
 }
 }  // namespace
 
-std::string render_report(const json& advice, const json& fingerprints, ReportFormat format) {
+std::string render_report(const json& advice, const json& fingerprints, ReportFormat format,
+                          const json& pools) {
   auto findings = advice.value("findings", json::array());
   auto top = fingerprints.value("fingerprints", json::array());
+  json resets = json::array();
+  if (pools.is_object())
+    for (const auto& p : pools.value("pools", json::array()))
+      if (p.value("state_resets", 0) > 0)
+        resets.push_back({{"database", p.value("database", "")},
+                          {"user", p.value("user", "")},
+                          {"state_resets", p.value("state_resets", 0)}});
   if (format == ReportFormat::Json)
-    return json{{"findings", findings}, {"fingerprints", top}}.dump(2) + "\n";
+    return json{{"findings", findings}, {"fingerprints", top}, {"state_resets", resets}}.dump(2) +
+           "\n";
 
   bool md = format == ReportFormat::Markdown;
   std::string out = md ? "# pglens report\n\n" : "pglens report\n=============\n\n";
@@ -96,6 +105,19 @@ std::string render_report(const json& advice, const json& fingerprints, ReportFo
       out += fmt::format("{:>8} calls {:>10.1f} ms  p95 {:>8.2f} ms  {}\n", s.value("calls", 0),
                          s.value("total_ms", 0.0), s.value("p95_ms", 0.0), q);
   }
+  if (!resets.empty()) {
+    out += md ? "\n## Session state left on server connections\n\n"
+              : "\nSession state left on server connections\n"
+                "----------------------------------------\n";
+    out +=
+        "Clients changed session state (a SET of a parameter the server does not report, "
+        "LISTEN, a temporary table, an advisory lock...) that would have reached the next "
+        "client of the connection; pglens reset each such connection first. Use SET LOCAL "
+        "inside a transaction, or session mode, for state that should last.\n";
+    for (const auto& r : resets)
+      out += fmt::format("{}{}/{}: {} reset(s)\n", md ? "- " : "  ", str(r, "database"),
+                         str(r, "user"), r.value("state_resets", 0));
+  }
   return out;
 }
 
@@ -103,7 +125,8 @@ int run_report(const std::string& from, ReportFormat format) {
   try {
     auto advice = fetch(from, "/api/advice");
     auto fingerprints = fetch(from, "/api/fingerprints?sort=total_time&limit=10");
-    std::cout << render_report(advice, fingerprints, format);
+    auto pools = fetch(from, "/api/pools");
+    std::cout << render_report(advice, fingerprints, format, pools);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "pglens report: cannot read " << from << ": " << e.what() << "\n";

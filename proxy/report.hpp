@@ -10,8 +10,10 @@ namespace pglens::proxy {
 enum class ReportFormat { Text, Markdown, Json };
 
 // Renders /api/advice and /api/fingerprints answers. Pure, for tests.
+// pools: /api/pools, for the server connections reset after a client left session state on
+// them (omitted when empty).
 std::string render_report(const nlohmann::json& advice, const nlohmann::json& fingerprints,
-                          ReportFormat format);
+                          ReportFormat format, const nlohmann::json& pools = {});
 
 // Fetches both from `from` ("http://HOST:PORT") and prints the report; returns the exit status.
 int run_report(const std::string& from, ReportFormat format);

@@ -106,10 +106,13 @@ void SessionCore::server_ready() {
   }
   if (server_ != nullptr) read_server();
   if (retrying_) replay();
-  if (client_paused_) {
-    client_paused_ = false;
-    emit(Action::Kind::ResumeClient);
-  }
+  resume_client();
+}
+
+void SessionCore::resume_client() {
+  if (!client_paused_ || ended()) return;
+  client_paused_ = false;
+  emit(Action::Kind::ResumeClient);
 }
 
 void SessionCore::release(bool reusable, std::string reason) {
@@ -135,21 +138,59 @@ void SessionCore::release_when_done() {
   to_server_.own([&](Bytes& b) { protocol::Query{settings_.state_reset_query}.encode(b); });
   task_ = Task::Discard;
   task_error_.reset();
+  client_paused_ = true;  // its next request waits for a connection without that state
 }
 
 void SessionCore::on_acquire_failed(protocol::ErrorResponse error, TimePoint now) {
   now_ = now;
+  refuse_pending(std::move(error));
+}
+
+// Requests waiting for a server connection that cannot be had (the pool's error), or that
+// ran nowhere when theirs failed: answered with the error, as the server answers a failed
+// request, and the client goes on.
+void SessionCore::refuse_pending(protocol::ErrorResponse error) {
   if (phase_ == Phase::Login) {
     fail_login(std::move(error));
-  } else if (retrying_) {
-    // Its requests were sent once and their connection died: nothing can answer them now.
-    fatal("08006",
-          "pglens: the server connection was lost and no other could be had: " +
-              std::string(error.message()),
-          "server connection lost, retry failed: " + std::string(error.message()));
-  } else {
-    refuse(std::move(error));
+    return;
   }
+  retrying_ = false;
+  if (tracker_ && !replay_tags_.empty()) tracker_->on_skipped(replay_tags_);
+  replay_tags_.clear();
+  if (replay_.empty()) {  // a request still waiting for its first connection, or its sync
+    refuse(std::move(error));
+    return;
+  }
+  frames::set_severity(error, "ERROR");
+  emit(Action::Kind::Warn, false, std::string(error.message()));
+  // Each unit of the replayed requests gets what the server gives a failed one: the error at its
+  // first message, ReadyForQuery at its Sync (or Query); one not closed by a Sync yet is skipped
+  // until the client's.
+  replay_decoder_.reset();
+  protocol::ByteView in(replay_);
+  bool told = false;
+  while (!in.empty()) {
+    auto r = replay_decoder_.next(in);
+    if (r.status != DecodeStatus::Frame) break;
+    in = in.subspan(r.consumed);
+    char type = r.frame.type;
+    if (type == 'H' || type == 'd' || type == 'c' || type == 'f') continue;
+    if (!told) {
+      to_client_.own([&](Bytes& b) { error.encode(b); });
+      told = true;
+    }
+    if (type == 'Q' || type == 'S' || type == 'F') {
+      to_client_.own([](Bytes& b) { protocol::ReadyForQuery{'I'}.encode(b); });
+      told = false;
+    }
+  }
+  skip_until_sync_ = told;
+  unsynced_ = false;
+  request_started_ = false;
+  replay_.clear();
+  replayable_ = false;
+  waiting_type_ = 0;
+  resume_client();
 }
 
 void SessionCore::fail_login(protocol::ErrorResponse error) {
@@ -173,10 +214,7 @@ void SessionCore::refuse(protocol::ErrorResponse error) {
     skip_until_sync_ = true;
   }
   waiting_type_ = 0;
-  if (client_paused_) {
-    client_paused_ = false;
-    emit(Action::Kind::ResumeClient);
-  }
+  resume_client();
 }
 
 void SessionCore::close_client(std::string reason) {
@@ -211,13 +249,8 @@ void SessionCore::on_server_lost(std::string_view reason, TimePoint now) {
   lost(std::string(reason), task_ == Task::Sync);
 }
 
-bool SessionCore::can_retry() const {
-  if (retries_ >= kMaxRetries || ended()) return false;
-  if (phase_ == Phase::Login) return true;  // nothing of the session has started
-  return replayable_;
-}
-
-void SessionCore::lost(std::string reason, bool unexecuted) {
+void SessionCore::lost(std::string reason, bool unexecuted,
+                       std::optional<protocol::ErrorResponse> error) {
   server_dirty_ = true;
   if (task_ == Task::Reset) {
     release(false, reason + " during server_reset_query");
@@ -226,6 +259,7 @@ void SessionCore::lost(std::string reason, bool unexecuted) {
   }
   if (task_ == Task::Discard) {  // the client was answered: only the connection goes
     release(false, reason + " during the state reset");
+    resume_client();
     return;
   }
   if (task_ == Task::None && phase_ == Phase::Running && ledger_.empty() && status_ == 'I' &&
@@ -234,18 +268,19 @@ void SessionCore::lost(std::string reason, bool unexecuted) {
     release(false, std::move(reason));
     return;
   }
-  if (unexecuted && can_retry()) {
-    retry(std::move(reason));
-    return;
-  }
-  if (task_ == Task::Sync) {
-    release(false, reason + " while applying parameters");
-    auto error =
-        protocol::make_error("08006", "pglens: server connection lost while applying parameters");
-    if (phase_ == Phase::Login)
-      fail_login(std::move(error));
-    else
-      refuse(std::move(error));
+  if (unexecuted && (phase_ == Phase::Login || replayable_) && !ended()) {
+    if (retries_ < kMaxRetries) {
+      retry(std::move(reason));
+      return;
+    }
+    // What it was asked never ran, and no connection ran it either: the client is told, with
+    // the server's SQLSTATE when it sent one, and stays.
+    auto tags = ledger_.abandon();
+    replay_tags_.insert(replay_tags_.end(), tags.begin(), tags.end());
+    release(false, reason + "; no retry left");
+    refuse_pending(
+        error ? std::move(*error)
+              : protocol::make_error("08006", "pglens: the server connection was lost: " + reason));
     return;
   }
   // Answers reached the client, or it is inside a transaction: only this session ends, with the
@@ -362,6 +397,7 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
         phase_ = Phase::Ended;
       } else if (task_ == Task::Discard) {
         release(false, std::move(why));
+        resume_client();
       } else {
         close_client(std::move(why));
       }
@@ -415,11 +451,11 @@ SessionCore::FrameOutcome SessionCore::on_server_frame(const protocol::Frame& f,
     // The backend ends (pg_terminate_backend, a shutdown) before any answer reached the
     // client: what it was asked did not commit (a commit is answered before the backend can
     // act on a signal), so the requests go to another connection.
-    if (can_retry()) {
+    if ((phase_ == Phase::Login || replayable_) && !ended()) {
       auto error = protocol::ErrorResponse::decode(f.data);
-      lost("server sent FATAL " + std::string(error ? error->sqlstate() : "") + ": " +
-               std::string(error ? error->message() : ""),
-           true);
+      std::string why = "server sent FATAL " + std::string(error ? error->sqlstate() : "") + ": " +
+                        std::string(error ? error->message() : "");
+      lost(std::move(why), true, std::move(error));
       return FrameOutcome::Lost;
     }
     server_said_fatal_ = true;
@@ -500,17 +536,13 @@ void SessionCore::on_task_frame(const protocol::Frame& f, bool last_in_input) {
       release(true);
     }
     if (task == Task::Reset) phase_ = Phase::Ended;
+    if (task == Task::Discard) resume_client();
     return;
   }
   if (task_error_) {
     auto error = std::move(*task_error_);
     release(false, "parameter sync failed: " + std::string(error.message()));
-    if (phase_ == Phase::Login)
-      fail_login(std::move(error));
-    else if (retrying_)
-      on_acquire_failed(std::move(error), now_);
-    else
-      refuse(std::move(error));
+    refuse_pending(std::move(error));
     return;
   }
   // The backend now has exactly the client's values.

@@ -200,6 +200,8 @@ class SessionCore {
   // ---- server connections ----
   void begin_sync();
   void read_server();
+  // Client bytes are wanted again (ResumeClient), unless the session is over.
+  void resume_client();
   // Attached and in line with the client: log the client in, or let it go on.
   void server_ready();
   void release(bool reusable, std::string reason = {});
@@ -207,12 +209,14 @@ class SessionCore {
   // a client's SQL asked for).
   void release_when_done();
   // The connection failed before any answer reached the client: the requests go to another.
-  bool can_retry() const;
   void retry(std::string reason);
   void replay();
   // unexecuted: what was sent cannot have run (a FATAL came first, or it was pglens' own sync),
   // so a retry cannot run anything twice.
-  void lost(std::string reason, bool unexecuted);
+  // error: what the server said (its FATAL), for the client if no retry is left.
+  void lost(std::string reason, bool unexecuted,
+            std::optional<protocol::ErrorResponse> error = std::nullopt);
+  void refuse_pending(protocol::ErrorResponse error);
   // No server for the client's next request: it gets `error` and stays.
   void refuse(protocol::ErrorResponse error);
   void fail_login(protocol::ErrorResponse error);

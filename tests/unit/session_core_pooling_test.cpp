@@ -100,9 +100,12 @@ TEST_F(PoolingTest, SetOfAnUnreportedParameterResetsTheConnectionBeforeItGoesBac
             (Actions{{Kind::Log, false, "resetting server connection s1 after SET search_path"}}));
   EXPECT_EQ(to_server(), Q("SET search_path = app, public") + Q("DISCARD ALL"));
   EXPECT_TRUE(core->holds_server());
+  // The client's next request waits: it must not reach the connection behind the reset.
+  EXPECT_TRUE(core->client_paused());
+  EXPECT_EQ(client(Q("SELECT 1")), 0u);
   server(CC("DISCARD ALL") + Z());
   EXPECT_EQ(to_client(), Bytes{});  // the reset is pglens' own
-  EXPECT_EQ(take_actions(), kReleased);
+  EXPECT_EQ(take_actions(), (Actions{{Kind::Release, true}, {Kind::ResumeClient}}));
   EXPECT_EQ(server1.statements.size(), 0u);  // DISCARD ALL dropped them on the server
   EXPECT_EQ(traffic.state_resets.load(), 1u);
 }
@@ -122,7 +125,8 @@ TEST_F(PoolingTest, NamedStatementLeavesItsStateWhenItRuns) {
   EXPECT_EQ(take_actions(), kReleased);  // prepared only: nothing held yet
   client_acquiring(B("lock", {"42"}) + E() + S(), server1);
   server(BindOk() + DR("") + CC("SELECT 1") + Z());
-  EXPECT_EQ(take_actions().front().kind, Kind::Log);
+  EXPECT_EQ(take_actions(),
+            (Actions{{Kind::Log, false, "resetting server connection s1 after advisory lock"}}));
   EXPECT_EQ(core->holds_server(), true);  // until the reset is answered
 }
 
@@ -153,6 +157,9 @@ TEST(SessionState, FindsWhatOutlivesTheTransaction) {
            {"create global temporary table t (a int)", "CREATE TEMP"},
            {"SELECT pg_advisory_lock(1)", "advisory lock"},
            {"SELECT pg_try_advisory_lock_shared(1)", "advisory lock"},
+           {"select PG_ADVISORY_LOCK(1)", "advisory lock"},
+           {"advisory_lock", "advisory lock"},
+           {"SELECT 1; /* a */ SELECT 'x;y', \"v;\"; LISTEN jobs", "LISTEN"},
            {"DECLARE c CURSOR WITH HOLD FOR SELECT 1", "DECLARE ... WITH HOLD"},
            {"LOAD 'auto_explain'", "LOAD"},
            {"SELECT 1; SET search_path = x", "SET search_path"},
@@ -174,6 +181,10 @@ TEST(SessionState, LeavesAloneWhatEndsWithTheTransaction) {
            "DECLARE c CURSOR FOR SELECT 1",
            "SELECT 'SET search_path = x'",
            "SELECT $$ LISTEN x $$",
+           "SELECT 1 -- trailing comment",
+           "SELECT 'unterminated",
+           "v",
+           "dv",
            "-- LISTEN x\nSELECT 1",
            "",
        })

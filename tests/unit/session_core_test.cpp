@@ -776,7 +776,9 @@ TEST_F(CoreTest, RetryPreparesNamedStatementsOnTheNewConnection) {
   EXPECT_EQ(to_client(), ParseOk() + BindOk() + DR("3") + CC("SELECT 1") + Z());
 }
 
-TEST_F(CoreTest, RetryIsTriedTwiceThenTheClientGetsAFatalError) {
+// Three connections in a row end before answering: the request never ran, so the client gets
+// the server's error for it (57P01, as an ERROR) and stays connected.
+TEST_F(CoreTest, RetryIsTriedTwiceThenTheRequestGetsTheServersError) {
   log_in(PoolMode::Transaction, server1);
   client_acquiring(Q("SELECT 1"), server1);
   for (auto* s : {&server2, &server3}) {
@@ -786,25 +788,30 @@ TEST_F(CoreTest, RetryIsTriedTwiceThenTheClientGetsAFatalError) {
     take_actions();
   }
   to_server();
-  server(terminated());  // the third: it reaches the client
-  EXPECT_EQ(to_client(), terminated());
-  EXPECT_EQ(take_actions(), kNone);
-  core->on_server_lost("server closed connection", now);
-  EXPECT_EQ(to_client(), Bytes{});  // no second FATAL
-  EXPECT_EQ(take_actions(), (Actions{{Kind::CloseClient, false, "server closed connection"}}));
+  server(terminated());
+  EXPECT_EQ(to_client(), Err("57P01", "terminating connection due to administrator command") + Z());
+  EXPECT_EQ(take_actions(),
+            (Actions{{Kind::Release, false,
+                      "server sent FATAL 57P01: terminating connection due to administrator "
+                      "command; no retry left"},
+                     {Kind::Warn, false, "terminating connection due to administrator command"}}));
+  EXPECT_FALSE(core->ended());
+  client_acquiring(Q("SELECT 2"), server1);  // and goes on
+  EXPECT_EQ(to_server(), Q("SELECT 2"));
 }
 
-TEST_F(CoreTest, RetryWithNoConnectionToBeHadClosesTheClient) {
+// The retry finds no connection (Postgres down past pool_timeout): the request, which never
+// ran, gets the pool's error; the client stays.
+TEST_F(CoreTest, RetryWithNoConnectionToBeHadGivesTheRequestThePoolsError) {
   log_in(PoolMode::Transaction, server1);
-  client_acquiring(Q("SELECT 1"), server1);
+  client_acquiring(P("", "SELECT 1") + B("") + E() + S(), server1);
   server(terminated());
   take_actions();
-  core->on_acquire_failed(protocol::make_error("53300", "pool timeout"), now);
-  EXPECT_EQ(to_client(), wire(protocol::make_error("08006",
-                                                   "pglens: the server connection was lost and "
-                                                   "no other could be had: pool timeout",
-                                                   "FATAL")));
-  EXPECT_EQ(take_actions().back().kind, Kind::CloseClient);
+  core->on_acquire_failed(protocol::make_error("08006", "the server cannot be reached"), now);
+  EXPECT_EQ(to_client(), Err("08006", "the server cannot be reached") + Z());
+  EXPECT_EQ(take_actions(),
+            (Actions{{Kind::Warn, false, "the server cannot be reached"}, {Kind::ResumeClient}}));
+  EXPECT_FALSE(core->ended());
 }
 
 TEST_F(CoreTest, NoRetryOnceAnAnswerReachedTheClient) {
@@ -836,7 +843,8 @@ TEST_F(CoreTest, ServerLostDuringTheStateResetOnlyLosesTheConnection) {
   EXPECT_EQ(to_server(), Q("SET statement_timeout = 5") + Q("DISCARD ALL"));
   core->on_server_lost("server closed connection", now);
   EXPECT_EQ(take_actions(),
-            (Actions{{Kind::Release, false, "server closed connection during the state reset"}}));
+            (Actions{{Kind::Release, false, "server closed connection during the state reset"},
+                     {Kind::ResumeClient}}));
   EXPECT_FALSE(core->ended());
   EXPECT_EQ(to_client(), Bytes{});
 }
