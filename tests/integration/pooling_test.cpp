@@ -40,10 +40,6 @@ using namespace std::chrono_literals;
 namespace pp = pglens::protocol;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -79,80 +75,9 @@ int backends_of(PGconn* monitor, const std::string& role) {
   }
 }
 
-// Polls `done` every 20 ms until it holds or `limit` passes.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {
-  auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
-
-// What a query came to, waited for at most a given time so that a hang fails the test instead of
-// stalling it.
-struct Outcome {
-  bool ok = false;         // every result succeeded
-  bool timed_out = false;  // the connection is left busy: drop it
-  std::string value;       // first value of the last result with rows
-  std::string sqlstate, message;
-};
-
-Outcome exec_within(PGconn* c, const std::string& sql, std::chrono::milliseconds limit) {
-  Outcome o;
-  if (!PQsendQuery(c, sql.c_str())) {
-    o.message = PQerrorMessage(c);
-    return o;
-  }
-  auto deadline = Clock::now() + limit;
-  bool failed = false;
-  while (true) {
-    while (PQisBusy(c)) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) {
-        o.timed_out = true;
-        o.message = "no answer within " + std::to_string(limit.count()) + " ms";
-        return o;
-      }
-      pollfd p{PQsocket(c), POLLIN, 0};
-      ::poll(&p, 1, static_cast<int>(left.count()));
-      if (!PQconsumeInput(c)) {
-        o.ok = false;
-        if (!failed) o.message = PQerrorMessage(c);
-        return o;
-      }
-    }
-    PGresult* r = PQgetResult(c);
-    if (r == nullptr) break;
-    auto status = PQresultStatus(r);
-    if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE ||
-        status == PGRES_NONFATAL_ERROR) {
-      if (!failed) {
-        failed = true;
-        const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        o.sqlstate = state ? state : "";
-        o.message = PQresultErrorMessage(r);
-      }
-    } else if (status == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0) {
-      o.value = PQgetvalue(r, 0, 0);
-    }
-    PQclear(r);
-  }
-  o.ok = !failed;
-  return o;
-}
-
 std::string sqlstate_of(const PGresult* r) {
   const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   return s ? s : "";
-}
-
-// Runs fn(i) on n threads at once and waits for all of them.
-void in_parallel(int n, const std::function<void(int)>& fn) {
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) threads.emplace_back(fn, i);
-  for (auto& t : threads) t.join();
 }
 
 // Problems found on worker threads, reported on the test's thread.
@@ -812,52 +737,6 @@ TEST(Pooling, StatementModeRejectsTransactionBlocks) {
 }
 
 // ---- Postgres restarted under load ----
-
-std::string pg_bindir() {
-  const char* dir = std::getenv("PGLENS_PG_BINDIR");
-  return dir != nullptr && *dir != '\0' ? dir : "/usr/lib/postgresql/15/bin";
-}
-
-// Postgres refuses to run as root: the cluster's commands run as its owner.
-std::string as_cluster_owner(const std::string& command) {
-  return ::geteuid() == 0 ? "runuser -u postgres -- " + command : command;
-}
-
-// A cluster of this test's own (pg_cluster.sh), so restarting it disturbs no other test.
-class OwnCluster {
- public:
-  OwnCluster() {
-    script_ = (std::filesystem::path(__FILE__).parent_path() / ".." / "support" / "pg_cluster.sh")
-                  .lexically_normal()
-                  .string();
-    std::random_device rd;
-    dir_ =
-        "/tmp/pglens-restart-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
-    auto r = run(script_ + " start " + dir_);
-    if (r.status != 0) throw std::runtime_error("pg_cluster.sh start failed: " + r.output);
-    std::ifstream env(dir_ + "/env");
-    for (std::string line; std::getline(env, line);)
-      if (line.rfind("PGLENS_PGPORT=", 0) == 0) cluster_.port = std::stoi(line.substr(14));
-    cluster_.host = "127.0.0.1";
-  }
-  ~OwnCluster() { run(script_ + " stop " + dir_); }
-  OwnCluster(const OwnCluster&) = delete;
-  OwnCluster& operator=(const OwnCluster&) = delete;
-
-  const Cluster& cluster() const { return cluster_; }
-  CommandResult stop() {
-    return run(
-        as_cluster_owner(pg_bindir() + "/pg_ctl -D " + dir_ + "/data -m fast -w -t 20 stop"));
-  }
-  CommandResult start() {
-    return run(as_cluster_owner(pg_bindir() + "/pg_ctl -D " + dir_ + "/data -l " + dir_ +
-                                "/server.log -w -t 20 start"));
-  }
-
- private:
-  std::string script_, dir_;
-  Cluster cluster_;
-};
 
 // Clients in flight get errors when Postgres goes down, new clients get a clear error while it is
 // down and succeed once it is back, and nothing hangs.

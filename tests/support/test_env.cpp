@@ -13,7 +13,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -27,9 +30,6 @@ std::string env_or(const char* name, const char* fallback) {
 }
 std::string cluster_dir() {
   return env_or("PGLENS_TEST_CLUSTER_DIR", PGLENS_DEFAULT_CLUSTER_DIR);
-}
-std::string pglens_bin() {
-  return env_or("PGLENS_BIN", PGLENS_DEFAULT_BIN);
 }
 
 bool port_accepts(int port) {
@@ -80,9 +80,18 @@ std::uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
+std::string pglens_bin() {
+  return env_or("PGLENS_BIN", PGLENS_DEFAULT_BIN);
+}
+
 Proxy::Proxy(std::vector<std::string> args) {
   port_ = free_port();
   args.insert(args.begin(), {pglens_bin(), "--listen", "127.0.0.1:" + std::to_string(port_)});
+  // PGLENS_TEST_ARGS: flags every test's pglens gets too (the TSan run: "--threads 2").
+  if (const char* extra = std::getenv("PGLENS_TEST_ARGS")) {
+    std::istringstream words(extra);
+    for (std::string w; words >> w;) args.push_back(w);
+  }
   char tmpl[] = "/tmp/pglens-test-log-XXXXXX";
   int log_fd = ::mkstemp(tmpl);
   log_path_ = tmpl;
@@ -234,6 +243,111 @@ CommandResult run(const std::string& command) {
   int status = ::pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+Outcome exec_within(PGconn* c, const std::string& sql, std::chrono::milliseconds limit) {
+  using Clock = std::chrono::steady_clock;
+  Outcome o;
+  if (!PQsendQuery(c, sql.c_str())) {
+    o.message = PQerrorMessage(c);
+    return o;
+  }
+  auto deadline = Clock::now() + limit;
+  bool failed = false;
+  while (true) {
+    while (PQisBusy(c)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) {
+        o.timed_out = true;
+        o.message = "no answer within " + std::to_string(limit.count()) + " ms";
+        return o;
+      }
+      pollfd p{PQsocket(c), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+      if (!PQconsumeInput(c)) {
+        o.ok = false;
+        if (!failed) o.message = PQerrorMessage(c);
+        return o;
+      }
+    }
+    PGresult* r = PQgetResult(c);
+    if (r == nullptr) break;
+    auto status = PQresultStatus(r);
+    if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE ||
+        status == PGRES_NONFATAL_ERROR) {
+      if (!failed) {
+        failed = true;
+        const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        o.sqlstate = state ? state : "";
+        o.message = PQresultErrorMessage(r);
+      }
+    } else if (status == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0) {
+      o.value = PQgetvalue(r, 0, 0);
+    }
+    PQclear(r);
+  }
+  o.ok = !failed;
+  return o;
+}
+
+void in_parallel(int n, const std::function<void(int)>& fn) {
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) threads.emplace_back(fn, i);
+  for (auto& t : threads) t.join();
+}
+
+std::string pg_bindir() {
+  const char* dir = std::getenv("PGLENS_PG_BINDIR");
+  return dir != nullptr && *dir != '\0' ? dir : "/usr/lib/postgresql/15/bin";
+}
+
+std::string as_cluster_owner(const std::string& command) {
+  return ::geteuid() == 0 ? "runuser -u postgres -- " + command : command;
+}
+
+OwnCluster::OwnCluster() {
+  script_ =
+      (std::filesystem::path(__FILE__).parent_path() / "pg_cluster.sh").lexically_normal().string();
+  std::random_device rd;
+  dir_ = "/tmp/pglens-own-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
+  auto r = run(script_ + " start " + dir_);
+  if (r.status != 0) throw std::runtime_error("pg_cluster.sh start failed: " + r.output);
+  std::ifstream env(dir_ + "/env");
+  for (std::string line; std::getline(env, line);)
+    if (line.rfind("PGLENS_PGPORT=", 0) == 0) cluster_.port = std::stoi(line.substr(14));
+  cluster_.host = "127.0.0.1";
+}
+
+OwnCluster::~OwnCluster() {
+  run(script_ + " stop " + dir_);
+}
+
+CommandResult OwnCluster::stop() {
+  return run(as_cluster_owner(pg_bindir() + "/pg_ctl -D " + dir_ + "/data -m fast -w -t 20 stop"));
+}
+
+CommandResult OwnCluster::start() {
+  return run(as_cluster_owner(pg_bindir() + "/pg_ctl -D " + dir_ + "/data -l " + dir_ +
+                              "/server.log -w -t 20 start"));
+}
+
+CommandResult OwnCluster::restart() {
+  return run(as_cluster_owner(pg_bindir() + "/pg_ctl -D " + dir_ + "/data -l " + dir_ +
+                              "/server.log -m fast -w -t 30 restart"));
 }
 
 }  // namespace pglens::test

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +23,8 @@ struct Cluster {
 };
 
 std::uint16_t free_port();
+// The pglens binary the tests run: PGLENS_BIN, else the one this build made.
+std::string pglens_bin();
 
 // pglens started with the given arguments plus --listen on a free port; stopped on destruction.
 class Proxy {
@@ -91,5 +94,45 @@ struct CommandResult {
   std::string output;
 };
 CommandResult run(const std::string& command);
+
+double seconds_since(std::chrono::steady_clock::time_point t);
+
+// Polls `done` every 20 ms until it holds or `limit` passes.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit);
+
+// What a query came to, waited for at most a given time so that a hang fails the test instead of
+// stalling it.
+struct Outcome {
+  bool ok = false;         // every result succeeded
+  bool timed_out = false;  // the connection is left busy: drop it
+  std::string value;       // first value of the last result with rows
+  std::string sqlstate, message;
+};
+Outcome exec_within(PGconn* c, const std::string& sql, std::chrono::milliseconds limit);
+
+// Runs fn(i) on n threads at once and waits for all of them.
+void in_parallel(int n, const std::function<void(int)>& fn);
+
+std::string pg_bindir();
+// Postgres refuses to run as root: the cluster's commands run as its owner.
+std::string as_cluster_owner(const std::string& command);
+
+// A cluster of a test's own (pg_cluster.sh), so stopping or restarting it disturbs no other test.
+class OwnCluster {
+ public:
+  OwnCluster();  // throws std::runtime_error when it cannot start
+  ~OwnCluster();
+  OwnCluster(const OwnCluster&) = delete;
+  OwnCluster& operator=(const OwnCluster&) = delete;
+
+  const Cluster& cluster() const { return cluster_; }
+  CommandResult stop();  // pg_ctl stop -m fast
+  CommandResult start();
+  CommandResult restart();  // pg_ctl restart -m fast
+
+ private:
+  std::string script_, dir_;
+  Cluster cluster_;
+};
 
 }  // namespace pglens::test
