@@ -5,14 +5,14 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang-format
+  build-essential cmake pkg-config clang-format clang-14 libclang-rt-14-dev
   libboost1.81-dev libpq-dev libpqxx-dev libpg-query-dev
   libspdlog-dev prometheus-cpp-dev libssl-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-15-hypopg pgbouncer
   python3-asyncpg python3-psycopg2 prometheus-pgbouncer-exporter
-  prometheus curl python3-yaml
+  prometheus curl python3-yaml iproute2
 )
 
 missing=()

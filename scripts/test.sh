@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: unit tests, then integration
 # tests against a throwaway PostgreSQL that ctest starts and removes. Then the unit tests once
-# more under AddressSanitizer and UndefinedBehaviorSanitizer.
+# more under AddressSanitizer and UndefinedBehaviorSanitizer, and the fuzzers for a bounded
+# time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -13,3 +14,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGLENS_SANITIZE=ON >/dev/nul
 cmake --build build-asan -j"$(nproc)" --target pglens_unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   build-asan/bin/pglens_unit_tests --gtest_brief=1
+
+echo "== fuzzers (20 s each)"
+./scripts/fuzz.sh 20
