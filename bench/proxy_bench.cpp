@@ -437,7 +437,8 @@ Run run_pgbench(const Pgbench& pgbench, const Target& t, const std::string& mode
   std::string log = pgbench.log_dir + "/pgbench-" + std::to_string(++counter) + ".log";
   double cpu0 = t.process ? process_cpu_seconds(t.process->pid()) : 0;
   auto t0 = Clock::now();
-  // -M prepared through a transaction pool needs a thread per client (README, "Benchmarks").
+  // -M prepared keeps a thread per client: PgBouncer would stall on pgbench's blocking prepares
+  // with fewer (README, "Benchmarks"); pglens answers them without a server connection.
   int jobs = pgbench.jobs > 0 && mode != "prepared" ? std::min(pgbench.jobs, nclients) : nclients;
   Child c({pgbench.program, "-n", "-S", "-M", mode, "-c", std::to_string(nclients), "-j",
            std::to_string(jobs), "-T", std::to_string(seconds), "-h", t.host, "-p",

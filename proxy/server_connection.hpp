@@ -33,6 +33,8 @@ struct ServerConnection : session::ServerState {
   // connection the server speaks on, or closes, is dead).
   Clock::time_point pooled_at = Clock::now();
   bool watched = false;
+  // Where a session holding it reads its answers: one per server connection, not per client.
+  std::unique_ptr<std::uint8_t[]> read_buffer;
 };
 
 struct ConnectResult {

@@ -6,6 +6,7 @@
 #include "proxy/admin_console.hpp"
 #include "proxy/admin_session.hpp"
 #include "proxy/peer_writer.hpp"
+#include "proxy/read_buffer.hpp"
 #include "session/client_login.hpp"
 #include "session/client_parameters.hpp"
 #include "session/session_core.hpp"
@@ -30,12 +31,17 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 using session::Action;
 
-constexpr std::size_t kReadBufferSize = 64 * 1024;
+// A server connection's: pool_size of them, and reads of a result set in large pieces.
+constexpr std::size_t kServerReadBufferSize = 64 * 1024;
 
 std::int64_t wall_clock_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+asio::mutable_buffer to_buffer(std::span<std::uint8_t> s) {
+  return {s.data(), s.size()};
 }
 
 std::string read_error(const error_code& ec, std::string_view who) {
@@ -50,7 +56,6 @@ class ClientSession {
         ctx_(context),
         id_(id),
         config_(context.config()),
-        client_buffer_(new std::uint8_t[kReadBufferSize]),
         to_client_(client_.get_executor()),
         to_server_(client_.get_executor()),
         server_ready_(client_.get_executor()),
@@ -83,7 +88,27 @@ class ClientSession {
  private:
   // ---- login: carries out a ClientLogin ----
 
+  // A logged-in client: the admin console, or a session with what its startup packet asked.
+  struct LoggedIn {
+    bool admin = false;
+    protocol::StartupPacket startup;
+  };
+
   awaitable<void> serve() {
+    // The login's state lives in log_in()'s frame, gone before the session starts: what an idle
+    // client costs is the session's alone.
+    auto in = co_await log_in();
+    if (!in) co_return;
+    if (in->admin) {
+      spdlog::info("[c{}] admin console login {} user={}", id_, peer_, info_->user);
+      info_->state = ClientState::Idle;
+      reason_ = co_await serve_admin(client_, ctx_.admin, pending());
+      co_return;
+    }
+    co_await serve_session(in->startup);
+  }
+
+  awaitable<std::optional<LoggedIn>> log_in() {
     session::LoginSettings settings;
     settings.auth_type = config_->auth_type;
     settings.userlist = config_->userlist;
@@ -93,7 +118,7 @@ class ClientSession {
     settings.timeout = config_->client_login_timeout;
     session::ClientLogin login(std::move(settings), Clock::now());
     asio::steady_timer timer(client_.get_executor(), login.deadline());
-    auto outcome = co_await (log_in(login) || timer.async_wait(use_nothrow));
+    auto outcome = co_await (read_login(login) || timer.async_wait(use_nothrow));
     if (outcome.index() == 1) {
       login.on_timer(Clock::now());
       co_await send_login_output(login);
@@ -104,38 +129,31 @@ class ClientSession {
       case Status::Failed:
         if (login.refused()) spdlog::warn("[c{}] {}", id_, login.reason());
         reason_ = login.reason();
-        co_return;
+        co_return std::nullopt;
       case Status::Cancel:
         co_await forward_cancel(login.cancel_key());
-        co_return;
+        co_return std::nullopt;
       case Status::Authenticated:
         break;
     }
     info_->user = login.user();
     info_->database = login.database();
     info_->application_name = login.startup().param("application_name");
-    if (login.admin()) {
-      spdlog::info("[c{}] admin console login {} user={}", id_, peer_, info_->user);
-      info_->state = ClientState::Idle;
-      reason_ = co_await serve_admin(client_, ctx_.admin, pending());
-      co_return;
-    }
-    co_await serve_session(login.startup());
+    co_return LoggedIn{login.admin(), login.startup()};
   }
 
-  awaitable<void> log_in(session::ClientLogin& login) {
+  awaitable<void> read_login(session::ClientLogin& login) {
     while (login.status() == session::ClientLogin::Status::Reading) {
-      if (client_begin_ == client_end_) {
-        auto [ec, n] = co_await client_.async_read_some(
-            asio::buffer(client_buffer_.get(), kReadBufferSize), use_nothrow);
+      if (client_bytes_.empty()) {
+        auto [ec, n] =
+            co_await client_.async_read_some(to_buffer(client_bytes_.space()), use_nothrow);
         if (ec) {
           if (ec != asio::error::operation_aborted) login.on_client_gone(read_error(ec, "client"));
           co_return;
         }
-        client_begin_ = 0;
-        client_end_ = n;
+        client_bytes_.filled(n);
       }
-      client_begin_ += login.on_bytes(pending(), Clock::now());
+      client_bytes_.take(login.on_bytes(pending(), Clock::now()));
       co_await send_login_output(login);
     }
   }
@@ -149,9 +167,7 @@ class ClientSession {
   }
 
   // Bytes read from the client and not taken yet.
-  protocol::ByteView pending() const {
-    return {client_buffer_.get() + client_begin_, client_end_ - client_begin_};
-  }
+  protocol::ByteView pending() const { return client_bytes_.pending(); }
 
   awaitable<void> forward_cancel(protocol::BackendKeyData key) {
     auto target = ctx_.cancels.find(key);
@@ -202,8 +218,7 @@ class ClientSession {
     spdlog::info("[c{}] login {} user={} database={} application_name={} pool_mode={}", id_, peer_,
                  info_->user, info_->database, info_->application_name,
                  to_string(config_->pool_mode_for(route)));
-    server_buffer_.reset(new std::uint8_t[kReadBufferSize]);
-    if (client_end_ > client_begin_) pool_->traffic.bytes_received += client_end_ - client_begin_;
+    pool_->traffic.bytes_received += pending().size();
 
     core_->start(Clock::now());
     co_await carry_out();
@@ -218,12 +233,13 @@ class ClientSession {
     core_->finish(Clock::now());
     co_await carry_out();
     while (server_ && core_->holds_server()) {  // server_reset_query's answer
+      auto* buffer = server_->read_buffer.get();
       auto [ec, n] = co_await server_->socket.async_read_some(
-          asio::buffer(server_buffer_.get(), kReadBufferSize), use_nothrow);
+          asio::buffer(buffer, kServerReadBufferSize), use_nothrow);
       if (ec)
         core_->on_server_lost(read_error(ec, "server"), Clock::now());
       else
-        core_->on_server_bytes({server_buffer_.get(), n}, Clock::now());
+        core_->on_server_bytes({buffer, n}, Clock::now());
       co_await carry_out();
     }
     info_->state = ClientState::Idle;
@@ -231,21 +247,20 @@ class ClientSession {
 
   awaitable<void> client_reader() {
     while (!ended_) {
-      if (client_begin_ == client_end_) {
-        auto [ec, n] = co_await client_.async_read_some(
-            asio::buffer(client_buffer_.get(), kReadBufferSize), use_nothrow);
+      if (client_bytes_.empty()) {
+        auto [ec, n] =
+            co_await client_.async_read_some(to_buffer(client_bytes_.space()), use_nothrow);
         if (ec) {
           if (ec == asio::error::operation_aborted) co_return;  // the other reader ended first
           core_->on_client_gone(read_error(ec, "client"), Clock::now());
           co_await carry_out();
           co_return;
         }
-        client_begin_ = 0;
-        client_end_ = n;
+        client_bytes_.filled(n);
         pool_->traffic.bytes_received += n;
         info_->request_time_us = wall_clock_us();
       }
-      while (client_begin_ < client_end_ && !ended_) {
+      while (!client_bytes_.empty() && !ended_) {
         if (core_->client_paused()) {
           client_parked_ = true;
           auto ec = co_await client_ready_.wait();
@@ -253,7 +268,7 @@ class ClientSession {
           if (ec) co_return;
           continue;
         }
-        client_begin_ += core_->on_client_bytes(pending(), Clock::now());
+        client_bytes_.take(core_->on_client_bytes(pending(), Clock::now()));
         if (!carry_out_now()) co_await carry_out();
       }
     }
@@ -268,15 +283,17 @@ class ClientSession {
         if (ec) co_return;
         continue;
       }
+      // The connection's own buffer: this read is the only one on it while the session holds it.
+      auto* buffer = server_->read_buffer.get();
       auto [ec, n] = co_await server_->socket.async_read_some(
-          asio::buffer(server_buffer_.get(), kReadBufferSize), use_nothrow);
+          asio::buffer(buffer, kServerReadBufferSize), use_nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;  // the other reader ended first
         core_->on_server_lost(read_error(ec, "server"), Clock::now());
         co_await carry_out();
         continue;
       }
-      core_->on_server_bytes({server_buffer_.get(), n}, Clock::now());
+      core_->on_server_bytes({buffer, n}, Clock::now());
       info_->in_transaction = core_->transaction_status() != 'I';
       if (!carry_out_now()) co_await carry_out();
     }
@@ -428,6 +445,7 @@ class ClientSession {
       return;
     }
     server_ = std::move(result.connection);
+    if (!server_->read_buffer) server_->read_buffer.reset(new std::uint8_t[kServerReadBufferSize]);
     to_server_.reset();
     info_->state = ClientState::Active;
     info_->server_id = server_->id;
@@ -450,11 +468,8 @@ class ClientSession {
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<ClientInfo> info_;
   std::string peer_;
-  std::string reason_;  // why the session ended; the first reason wins
-  // The client's bytes: [client_begin_, client_end_) are read and not yet taken.
-  std::unique_ptr<std::uint8_t[]> client_buffer_;
-  std::size_t client_begin_ = 0, client_end_ = 0;
-  std::unique_ptr<std::uint8_t[]> server_buffer_;
+  std::string reason_;       // why the session ended; the first reason wins
+  ReadBuffer client_bytes_;  // read from the client, not yet taken
   protocol::BackendKeyData client_key_;
   bool registered_ = false;
   std::optional<session::SessionCore> core_;

@@ -7,6 +7,16 @@ void RequestLedger::push(char request, Handling handling, std::string statement,
   pending_.push_back({request, handling, std::move(statement), tag});
 }
 
+void RequestLedger::pop_front() {
+  if (++head_ == pending_.size()) {
+    pending_.clear();
+    head_ = 0;
+  } else if (head_ >= 64 && head_ * 2 >= pending_.size()) {  // a pipeline that never drains
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+}
+
 void RequestLedger::drop(const Entry& e) {
   if (e.request == 'P' && !e.statement.empty()) unprepared_.push_back(e.statement);
 }
@@ -38,44 +48,46 @@ bool RequestLedger::completes(char request, char response) {
 
 std::vector<std::uint64_t> RequestLedger::abandon() {
   std::vector<std::uint64_t> tags;
-  for (const auto& e : pending_)
-    if (e.tag != 0) tags.push_back(e.tag);
+  for (std::size_t i = head_; i < pending_.size(); ++i)
+    if (pending_[i].tag != 0) tags.push_back(pending_[i].tag);
   pending_.clear();
+  head_ = 0;
   unprepared_.clear();
   return tags;
 }
 
 RequestLedger::Outcome RequestLedger::on_response(char type) {
   // Asynchronous messages may come at any time and answer nothing.
-  if (type == 'N' || type == 'A' || type == 'S' || pending_.empty()) return {};
+  if (type == 'N' || type == 'A' || type == 'S' || empty()) return {};
 
-  Entry head = pending_.front();
+  const Entry& head = front();
+  const auto handling = head.handling;
   Outcome out{Verdict::Forward, head.request, head.tag, false};
   if (type == 'E') {
     if (extended(head.request)) {
       // After an error the server ignores extended-protocol messages until Sync: so do we.
       out.completes = true;
       drop(head);
-      pending_.pop_front();
-      while (!pending_.empty() && pending_.front().request != 'S') {
-        drop(pending_.front());
-        if (pending_.front().tag != 0) skipped_tags_.push_back(pending_.front().tag);
-        pending_.pop_front();
+      pop_front();
+      while (!empty() && front().request != 'S') {
+        drop(front());
+        if (front().tag != 0) skipped_tags_.push_back(front().tag);
+        pop_front();
       }
     }
     // A simple Query goes on to its ReadyForQuery; an error always reaches the client.
     return out;
   }
   if (!completes(head.request, type)) {
-    if (head.handling == Handling::EmptyAsDeallocate && type == 'I')
+    if (handling == Handling::EmptyAsDeallocate && type == 'I')
       out.verdict = Verdict::AsDeallocate;
-    else if (head.handling == Handling::Skip)
+    else if (handling == Handling::Skip)
       out.verdict = Verdict::Drop;
     return out;
   }
-  pending_.pop_front();
+  pop_front();  // head is gone from here on
   out.completes = true;
-  switch (head.handling) {
+  switch (handling) {
     case Handling::Pass:
       break;
     case Handling::Skip:
