@@ -6,7 +6,8 @@
 
 namespace pglens::auth {
 
-enum class AuthType { Trust, Md5, ScramSha256 };
+// Cert: the client's TLS certificate (its common name is the user name), no password.
+enum class AuthType { Trust, Md5, ScramSha256, Cert };
 
 std::string_view to_string(AuthType type);
 std::optional<AuthType> parse_auth_type(std::string_view text);

@@ -101,14 +101,28 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-ScramClient::ScramClient(std::string password, std::string nonce)
-    : password_(std::move(password)), nonce_(nonce.empty() ? random_nonce() : std::move(nonce)) {
+ScramClient::ScramClient(std::string password, std::string nonce, ChannelBinding binding,
+                         std::string binding_data)
+    : password_(std::move(password)),
+      nonce_(nonce.empty() ? random_nonce() : std::move(nonce)),
+      binding_data_(std::move(binding_data)) {
+  switch (binding) {
+    case ChannelBinding::None:
+      gs2_header_ = "n,,";
+      break;
+    case ChannelBinding::Supported:
+      gs2_header_ = "y,,";
+      break;
+    case ChannelBinding::TlsServerEndPoint:
+      gs2_header_ = "p=tls-server-end-point,,";
+      break;
+  }
   // PostgreSQL ignores the SCRAM user name (it uses the startup packet's), so send it empty.
   client_first_bare_ = "n=,r=" + nonce_;
 }
 
 std::string ScramClient::client_first() const {
-  return "n,," + client_first_bare_;
+  return gs2_header_ + client_first_bare_;
 }
 
 std::optional<std::string> ScramClient::client_final(std::string_view server_first) {
@@ -141,7 +155,9 @@ std::optional<std::string> ScramClient::client_final(std::string_view server_fir
   Digest stored_key = sha256(view(client_key));
   Digest server_key = hmac(view(salted), "Server Key");
 
-  std::string final_without_proof = "c=biws,r=" + std::string(*nonce);
+  // c=: the GS2 header, and with channel binding the channel's data after it ("biws" is "n,,").
+  std::string final_without_proof =
+      "c=" + base64_encode(gs2_header_ + binding_data_) + ",r=" + std::string(*nonce);
   std::string auth_message =
       client_first_bare_ + "," + std::string(server_first) + "," + final_without_proof;
   Digest client_signature = hmac(view(stored_key), auth_message);

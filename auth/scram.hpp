@@ -15,11 +15,19 @@ std::string md5_password_response(std::string_view user, std::string_view passwo
 std::string base64_encode(std::string_view raw);
 std::optional<std::string> base64_decode(std::string_view text);
 
-// The client side of one SCRAM-SHA-256 exchange (no channel binding).
+// The client side of one SCRAM-SHA-256 exchange, with or without channel binding.
 class ScramClient {
  public:
+  enum class ChannelBinding {
+    None,               // "n": not over TLS
+    Supported,          // "y": over TLS, but the server offered no SCRAM-SHA-256-PLUS
+    TlsServerEndPoint,  // "p=tls-server-end-point": SCRAM-SHA-256-PLUS, bound to the server's
+                        // certificate (binding_data: its hash, RFC 5929)
+  };
   // nonce: printable, without ','; a fresh random one when empty.
-  explicit ScramClient(std::string password, std::string nonce = {});
+  explicit ScramClient(std::string password, std::string nonce = {},
+                       ChannelBinding binding = ChannelBinding::None,
+                       std::string binding_data = {});
 
   // client-first-message, sent in SASLInitialResponse.
   std::string client_first() const;
@@ -34,6 +42,8 @@ class ScramClient {
  private:
   std::string password_;
   std::string nonce_;
+  std::string gs2_header_;
+  std::string binding_data_;
   std::string client_first_bare_;
   std::string expected_server_signature_;
   std::string error_;

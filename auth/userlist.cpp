@@ -301,16 +301,38 @@ std::optional<std::string> ScramServer::fail(std::string why) {
   return std::nullopt;
 }
 
+void ScramServer::bind_channel(bool plus_chosen, std::string end_point) {
+  offered_plus_ = !end_point.empty();
+  plus_chosen_ = plus_chosen;
+  end_point_ = std::move(end_point);
+}
+
 std::optional<std::string> ScramServer::server_first(std::string_view message) {
   if (!ok()) return std::nullopt;
   if (step_ != Step::First) return fail("SCRAM client-first-message out of order");
   // gs2-header: cbind-flag "," [authzid] ","
   std::string_view rest = message;
-  if (rest.substr(0, 2) == "p=")
-    return fail("the client requires SCRAM channel binding, which pglens does not offer");
-  if (rest.substr(0, 2) != "n," && rest.substr(0, 2) != "y,")
-    return fail("malformed SCRAM client-first-message: expected \"n,\" or \"y,\"");
-  rest.remove_prefix(2);
+  constexpr std::string_view kEndPoint = "p=tls-server-end-point,";
+  bool binds = false;
+  if (rest.substr(0, 2) == "p=") {
+    if (!offered_plus_)
+      return fail("the client requires SCRAM channel binding, which needs TLS to pglens");
+    if (rest.substr(0, kEndPoint.size()) != kEndPoint)
+      return fail("unsupported SCRAM channel binding type (pglens binds tls-server-end-point)");
+    if (!plus_chosen_) return fail("SCRAM channel binding requested without SCRAM-SHA-256-PLUS");
+    rest.remove_prefix(kEndPoint.size());
+    binds = true;
+  } else if (rest.substr(0, 2) == "y,") {
+    if (offered_plus_)
+      return fail(
+          "SCRAM channel binding negotiation error: the client believes it was not offered");
+    rest.remove_prefix(2);
+  } else if (rest.substr(0, 2) == "n,") {
+    rest.remove_prefix(2);
+  } else {
+    return fail("malformed SCRAM client-first-message: expected \"n,\", \"y,\" or \"p=\"");
+  }
+  if (plus_chosen_ && !binds) return fail("SCRAM-SHA-256-PLUS chosen without channel binding");
   if (rest.substr(0, 2) == "a=") return fail("SCRAM authorization identity (a=) is not supported");
   if (rest.empty() || rest.front() != ',')
     return fail("malformed SCRAM client-first-message: bad gs2 header");
@@ -327,7 +349,7 @@ std::optional<std::string> ScramServer::server_first(std::string_view message) {
   if (!client_nonce || !valid_nonce(*client_nonce))
     return fail("malformed SCRAM client-first-message: expected r=<nonce>");
 
-  cbind_b64_ = base64_encode(gs2_header);
+  cbind_b64_ = base64_encode(std::string(gs2_header) + (binds ? end_point_ : std::string()));
   client_first_bare_ = bare;
   nonce_ = std::string(*client_nonce) + server_nonce_;
   server_first_ =
@@ -380,6 +402,8 @@ std::string_view to_string(AuthType type) {
       return "md5";
     case AuthType::ScramSha256:
       return "scram-sha-256";
+    case AuthType::Cert:
+      return "cert";
   }
   return "?";
 }
@@ -388,6 +412,7 @@ std::optional<AuthType> parse_auth_type(std::string_view text) {
   if (text == "trust") return AuthType::Trust;
   if (text == "md5") return AuthType::Md5;
   if (text == "scram-sha-256") return AuthType::ScramSha256;
+  if (text == "cert") return AuthType::Cert;
   return std::nullopt;
 }
 

@@ -71,6 +71,13 @@ class ScramServer {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
 
+  // Over TLS, before server_first: the mechanism the client chose and the channel's binding data
+  // (tls-server-end-point: the hash of pglens' certificate). SCRAM-SHA-256-PLUS then requires the
+  // client's binding to match it; plain SCRAM-SHA-256 with "y" (the client could bind but
+  // believes the server cannot) is refused, since SCRAM-SHA-256-PLUS was offered: someone
+  // stripped it (RFC 5802, section 6).
+  void bind_channel(bool plus_chosen, std::string end_point);
+
   std::optional<std::string> server_first(std::string_view client_first_message);
   // "v=<ServerSignature>" when the client proved it knows the password.
   std::optional<std::string> server_final(std::string_view client_final_message);
@@ -88,8 +95,10 @@ class ScramServer {
   int iterations_ = 0;
   std::string salt_, stored_key_, server_key_;
   std::string server_nonce_;
-  std::string cbind_b64_;  // base64 of the client's gs2 header, expected back in c=
-  std::string nonce_;      // client nonce + server nonce
+  std::string cbind_b64_;  // base64 of the gs2 header (and binding data), expected back in c=
+  bool offered_plus_ = false, plus_chosen_ = false;
+  std::string end_point_;
+  std::string nonce_;  // client nonce + server nonce
   std::string client_first_bare_, server_first_;
   std::string client_key_;
   bool authenticated_ = false;

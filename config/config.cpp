@@ -111,11 +111,20 @@ ConfigLoad load(const std::string& text, const std::string& source, Config c,
   }
   if (auto t = root["pglens"].as_table()) {
     if (!read_pglens(r, *t, c)) return {std::nullopt, r.error()};
-    // A relative auth_file in a config file is relative to that file, not to the working
+    // A relative file name in a config file is relative to that file, not to the working
     // directory.
-    if (t->contains("auth_file") && !base_dir.empty() && !c.auth_file.empty() &&
-        std::filesystem::path(c.auth_file).is_relative())
-      c.auth_file = (base_dir / c.auth_file).lexically_normal().string();
+    auto relative_to_file = [&](std::string_view key, std::string& path) {
+      if (t->contains(key) && !base_dir.empty() && !path.empty() &&
+          std::filesystem::path(path).is_relative())
+        path = (base_dir / path).lexically_normal().string();
+    };
+    relative_to_file("auth_file", c.auth_file);
+    for (auto [side, s] :
+         {std::pair{"client", &c.client_tls}, std::pair{"server", &c.server_tls}}) {
+      relative_to_file(std::string(side) + "_tls_key_file", s->key_file);
+      relative_to_file(std::string(side) + "_tls_cert_file", s->cert_file);
+      relative_to_file(std::string(side) + "_tls_ca_file", s->ca_file);
+    }
   }
   if (auto t = root["databases"].as_table()) {
     c.databases.clear();  // the file's list replaces the defaults'
@@ -133,7 +142,23 @@ std::optional<ConfigError> finish_config(Config& c) {
     return ConfigError{"min_pool_size", "must not exceed pool_size (" +
                                             std::to_string(c.pool.pool_size) + "), got " +
                                             std::to_string(c.pool.min_pool_size)};
-  if (c.auth_type != AuthType::Trust && c.auth_file.empty())
+  if (c.client_tls.on() && (c.client_tls.key_file.empty() || c.client_tls.cert_file.empty()))
+    return ConfigError{
+        c.client_tls.key_file.empty() ? "client_tls_key_file" : "client_tls_cert_file",
+        "is required when client_tls_sslmode is \"" + std::string(to_string(c.client_tls.mode)) +
+            "\""};
+  if (c.client_tls.verifies() && c.client_tls.ca_file.empty())
+    return ConfigError{"client_tls_ca_file",
+                       "is required to verify client certificates "
+                       "(client_tls_sslmode \"" +
+                           std::string(to_string(c.client_tls.mode)) + "\")"};
+  if (c.server_tls.key_file.empty() != c.server_tls.cert_file.empty())
+    return ConfigError{
+        c.server_tls.key_file.empty() ? "server_tls_key_file" : "server_tls_cert_file",
+        "is required with the other: a client certificate needs both"};
+  if (c.auth_type == AuthType::Cert && !c.client_tls.verifies())
+    return ConfigError{"auth_type", "\"cert\" needs client_tls_sslmode verify-ca or verify-full"};
+  if (c.auth_type != AuthType::Trust && c.auth_type != AuthType::Cert && c.auth_file.empty())
     return ConfigError{"auth_file", "is required when auth_type is \"" +
                                         std::string(to_string(c.auth_type)) + "\""};
   if (c.auth_file.empty()) {

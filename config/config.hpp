@@ -13,6 +13,7 @@
 
 #include "auth/auth_type.hpp"
 #include "auth/userlist.hpp"
+#include "config/tls_settings.hpp"
 #include "config/upstream.hpp"
 #include "pool/pool_core.hpp"
 #include "pool/pool_mode.hpp"
@@ -57,6 +58,10 @@ struct Config {
   std::shared_ptr<const auth::Userlist> userlist;  // auth_file as read at (re)load
   std::vector<std::string> admin_users;  // may use the admin console (database pglens/pgbouncer)
   std::string http_listen;               // "HOST:PORT" for /metrics and the API; empty: off
+  // TLS, PgBouncer's defaults: clients in the clear unless configured; servers asked for TLS and
+  // used in the clear when they have none.
+  TlsSettings client_tls = tls_default(TlsMode::Disable);
+  TlsSettings server_tls = tls_default(TlsMode::Prefer);
   // Query analysis (fingerprints, statistics, advice); off: the proxy only forwards and pools.
   bool analysis = true;
   int analysis_queue_size = 65'536;  // events waiting for the analyzer; beyond, dropped and counted

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <deque>
 
 #include "config/key_table.hpp"
 
@@ -205,7 +206,9 @@ std::vector<KeyRow> build_table() {
       "max_prepared_statements", [](Config& c) -> int& { return c.max_prepared_statements; }, 0,
       kIntMax, false, "named prepared statements kept per server connection; 0: not tracked"));
   t.push_back(row(
-      "auth_type", ValueKind::Text, true, "client authentication: trust, md5 or scram-sha-256",
+      "auth_type", ValueKind::Text, true,
+      "client authentication: trust, md5, scram-sha-256 or cert (the TLS certificate's common "
+      "name)",
       [](ValueReader& r, const toml::node& n, const std::string& key, Config& c) {
         return r.auth_type(n, key, c.auth_type);
       },
@@ -223,6 +226,49 @@ std::vector<KeyRow> build_table() {
         for (const auto& name : c.admin_users) out += (out.empty() ? "" : ", ") + name;
         return out;
       }));
+  // TLS: PgBouncer's keys. New handshakes use what a reload read; established ones keep theirs.
+  for (auto side : {"client", "server"}) {
+    bool client = std::string_view(side) == "client";
+    auto tls = [client](Config& c) -> TlsSettings& { return client ? c.client_tls : c.server_tls; };
+    // The names live as long as the table: keep them in static storage.
+    static std::deque<std::string> names;  // stable: the table keeps views of them
+    auto name = [&](std::string_view key) -> std::string_view {
+      return names.emplace_back(std::string(side) + "_tls_" + std::string(key));
+    };
+    t.push_back(row(
+        name("sslmode"), ValueKind::Text, true,
+        client ? "TLS from clients: disable, allow, prefer, require (plaintext refused), verify-ca "
+                 "(and a client certificate from client_tls_ca_file), verify-full (whose common "
+                 "name is the user)"
+               : "TLS to servers: disable, allow, prefer (TLS when the server has it), require, "
+                 "verify-ca (its certificate from server_tls_ca_file), verify-full (and for the "
+                 "host name)",
+        [tls](ValueReader& r, const toml::node& n, const std::string& key, Config& c) {
+          return r.tls_mode(n, key, tls(c).mode);
+        },
+        [tls](const Config& c) { return std::string(to_string(field_of(tls, c).mode)); }));
+    t.push_back(text(
+        name("key_file"), [tls](Config& c) -> std::string& { return tls(c).key_file; }, true,
+        client ? "pglens' private key (PEM) for client TLS"
+               : "private key (PEM) of the certificate pglens shows servers; "
+                 ": none"));
+    t.push_back(text(
+        name("cert_file"), [tls](Config& c) -> std::string& { return tls(c).cert_file; }, true,
+        client ? "pglens' certificate chain (PEM) for client TLS"
+               : "certificate (PEM) pglens shows servers (cert auth); "
+                 ": none"));
+    t.push_back(text(
+        name("ca_file"), [tls](Config& c) -> std::string& { return tls(c).ca_file; }, true,
+        client ? "CA certificates (PEM) client certificates must chain to"
+               : "CA certificates (PEM) server certificates must chain to; "
+                 ": the system's"));
+    t.push_back(text(
+        name("protocols"), [tls](Config& c) -> std::string& { return tls(c).protocols; }, true,
+        "TLS versions, comma-separated: tlsv1.0 ... tlsv1.3, secure (tlsv1.2,tlsv1.3), all"));
+    t.push_back(text(
+        name("ciphers"), [tls](Config& c) -> std::string& { return tls(c).ciphers; }, true,
+        "TLS 1.2 cipher list in OpenSSL's syntax; default: OpenSSL's"));
+  }
   t.push_back(row(
       "http", ValueKind::Text, false, "HOST:PORT for /metrics and the HTTP API; \"\": off",
       [](ValueReader& r, const toml::node& n, const std::string& key, Config& c) {

@@ -160,8 +160,20 @@ bool ValueReader::auth_type(const toml::node& n, const std::string& key, AuthTyp
   if (!string(n, key, text)) return false;
   auto type = auth::parse_auth_type(text);
   if (!type)
-    return fail(key, "must be \"trust\", \"md5\" or \"scram-sha-256\", got \"" + text + "\"");
+    return fail(key,
+                "must be \"trust\", \"md5\", \"scram-sha-256\" or \"cert\", got \"" + text + "\"");
   out = *type;
+  return true;
+}
+
+bool ValueReader::tls_mode(const toml::node& n, const std::string& key, TlsMode& out) {
+  std::string text;
+  if (!string(n, key, text)) return false;
+  auto mode = parse_tls_mode(text);
+  if (!mode)
+    return fail(key, "must be disable, allow, prefer, require, verify-ca or verify-full, got \"" +
+                         text + "\"");
+  out = *mode;
   return true;
 }
 

@@ -45,6 +45,7 @@ class ValueReader {
   bool upstream(const toml::node& n, const std::string& key, Upstream& out);
   bool pool_mode(const toml::node& n, const std::string& key, PoolMode& out);
   bool auth_type(const toml::node& n, const std::string& key, AuthType& out);
+  bool tls_mode(const toml::node& n, const std::string& key, TlsMode& out);
   bool host_port(const toml::node& n, const std::string& key, bool empty_ok, std::string& out);
   // One of `choices`, spelled exactly.
   bool choice(const toml::node& n, const std::string& key, const std::vector<std::string>& choices,

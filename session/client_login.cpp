@@ -12,9 +12,13 @@ using protocol::Bytes;
 using protocol::ByteView;
 using protocol::DecodeStatus;
 
+using config::TlsMode;
+
 bool is_admin_database(std::string_view database) {
   return database == "pglens" || database == "pgbouncer";
 }
+
+constexpr std::uint8_t kTlsHandshakeRecord = 0x16;  // a TLS record's first byte: a ClientHello
 }  // namespace
 
 ClientLogin::ClientLogin(LoginSettings settings, Clock::time_point now)
@@ -46,9 +50,40 @@ void ClientLogin::on_client_gone(std::string_view reason) {
 }
 
 void ClientLogin::on_timer(Clock::time_point now) {
-  if (status_ != Status::Reading || now < deadline_) return;
+  if (now < deadline_) return;
+  if (status_ == Status::StartTls) {  // mid-handshake: nothing can be said in the clear
+    status_ = Status::Failed;
+    step_ = Step::Done;
+    reason_ = "TLS handshake timeout";
+    return;
+  }
+  if (status_ != Status::Reading) return;
   fail("08P01", "pglens: client did not complete its login within the login timeout",
        step_ == Step::Startup ? "startup timeout" : "authentication timeout");
+}
+
+void ClientLogin::on_tls_started(std::string peer_common_name, std::string_view alpn,
+                                 std::string own_end_point) {
+  if (status_ != Status::StartTls) return;
+  // As Postgres 17: a direct TLS connection must have agreed on ALPN "postgresql", so that TLS
+  // meant for another protocol is not taken for ours.
+  if (direct_tls_ && alpn != "postgresql") {
+    status_ = Status::Failed;
+    step_ = Step::Done;
+    reason_ = "direct TLS connection without ALPN protocol \"postgresql\"";
+    return;
+  }
+  tls_ = true;
+  peer_common_name_ = std::move(peer_common_name);
+  own_end_point_ = std::move(own_end_point);
+  status_ = Status::Reading;
+}
+
+void ClientLogin::on_tls_failed(std::string_view reason) {
+  if (status_ != Status::StartTls) return;
+  status_ = Status::Failed;
+  step_ = Step::Done;
+  reason_ = "TLS handshake failed: " + std::string(reason);
 }
 
 std::size_t ClientLogin::on_bytes(ByteView input, Clock::time_point now) {
@@ -60,7 +95,27 @@ std::size_t ClientLogin::on_bytes(ByteView input, Clock::time_point now) {
     }
     ByteView rest = input.subspan(used);
     if (step_ == Step::Startup) {
+      if (!tls_ && startup_bytes_.empty() && rest[0] == kTlsHandshakeRecord) {
+        // Direct TLS: the caller hands these bytes to the handshake.
+        if (settings_.tls_mode == TlsMode::Disable) {
+          status_ = Status::Failed;
+          step_ = Step::Done;
+          reason_ = "direct TLS connection, but client_tls_sslmode is disable";
+          break;
+        }
+        direct_tls_ = true;
+        status_ = Status::StartTls;
+        break;
+      }
       used += on_startup_bytes(rest);
+      // Bytes behind an SSLRequest came before the client could know the answer: a client may
+      // not send them, and taken in the clear they would pass for TLS-protected ones
+      // (CVE-2021-23222's injection).
+      if (status_ == Status::StartTls && used < input.size()) {
+        output_.clear();
+        fail("08P01", "pglens: received unencrypted data after SSL request",
+             "protocol violation: unencrypted data after SSL request");
+      }
       continue;
     }
     auto r = decoder_.next(rest);
@@ -99,8 +154,17 @@ std::size_t ClientLogin::on_startup_bytes(ByteView input) {
   using Kind = protocol::StartupPacket::Kind;
   switch (r.packet.kind) {
     case Kind::SSLRequest:
+      if (tls_) {
+        fail("08P01", "pglens: SSLRequest inside TLS", "protocol violation: SSLRequest inside TLS");
+      } else if (settings_.tls_mode == TlsMode::Disable) {
+        output_.push_back('N');  // the client goes on in the clear, or gives up
+      } else {
+        output_.push_back('S');
+        status_ = Status::StartTls;
+      }
+      break;
     case Kind::GSSENCRequest:
-      output_.push_back('N');  // no encryption; the client goes on in the clear
+      output_.push_back('N');  // no GSSAPI encryption; the client goes on (or asks for TLS)
       break;
     case Kind::CancelRequest:
       startup_ = std::move(r.packet);
@@ -121,6 +185,24 @@ void ClientLogin::on_startup(protocol::StartupPacket packet) {
   database_ = std::string(startup_.param("database"));
   if (database_.empty()) database_ = user_;
   admin_ = is_admin_database(database_);
+  // As a hostssl-only pg_hba.conf: the same answer whatever the user.
+  if (!tls_ && settings_.tls_mode >= TlsMode::Require) {
+    fail("28000",
+         "pglens: TLS is required (client_tls_sslmode = " +
+             std::string(config::to_string(settings_.tls_mode)) +
+             "): connect with sslmode=require or stronger",
+         "refused a plaintext login (client_tls_sslmode " +
+             std::string(config::to_string(settings_.tls_mode)) + ")");
+    return;
+  }
+  // verify-full: the certificate names the user (Postgres' clientcert=verify-full).
+  if (settings_.tls_mode == TlsMode::VerifyFull && peer_common_name_ != user_) {
+    fail("28000",
+         "pglens: certificate common name \"" + peer_common_name_ + "\" does not match user \"" +
+             user_ + "\"",
+         "client certificate of \"" + peer_common_name_ + "\" for user \"" + user_ + "\"");
+    return;
+  }
   if (settings_.clients > settings_.max_client_conn) {
     fail("53300",
          "pglens: no more connections allowed (max_client_conn " +
@@ -136,6 +218,16 @@ void ClientLogin::begin_auth() {
     authenticated();
     return;
   }
+  if (settings_.auth_type == auth::AuthType::Cert) {
+    if (!tls_ || peer_common_name_.empty() || peer_common_name_ != user_) {
+      fail("28000", "certificate authentication failed for user \"" + user_ + "\"",
+           "certificate authentication failed for user \"" + user_ + "\" (certificate of \"" +
+               peer_common_name_ + "\")");
+      return;
+    }
+    authenticated();
+    return;
+  }
   secret_ = settings_.userlist ? settings_.userlist->find(user_) : nullptr;
   // As PostgreSQL: a password stored as MD5 cannot do SCRAM, so such a user is asked for MD5.
   bool use_md5 = settings_.auth_type == auth::AuthType::Md5 ||
@@ -148,7 +240,10 @@ void ClientLogin::begin_auth() {
     step_ = Step::Md5Password;
     return;
   }
-  static const std::string mechanisms("SCRAM-SHA-256\0\0", 15);
+  // Over TLS the channel-bound variant first, as Postgres lists them.
+  static const std::string plain("SCRAM-SHA-256\0\0", 15);
+  static const std::string both("SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0", 34);
+  const std::string& mechanisms = own_end_point_.empty() ? plain : both;
   Authentication{Authentication::kSASL, Bytes(mechanisms.begin(), mechanisms.end())}.encode(
       output_);
   step_ = Step::ScramFirst;
@@ -169,12 +264,14 @@ void ClientLogin::on_message(char type, ByteView body) {
     }
     case Step::ScramFirst: {
       auto initial = protocol::SASLInitialResponse::decode(body);
-      if (!initial || initial->mechanism != "SCRAM-SHA-256" || !initial->data) {
+      bool plus = initial && initial->mechanism == "SCRAM-SHA-256-PLUS" && !own_end_point_.empty();
+      if (!initial || (initial->mechanism != "SCRAM-SHA-256" && !plus) || !initial->data) {
         fail("08P01", "pglens: client selected an invalid SASL authentication mechanism",
              "client selected an invalid SASL authentication mechanism");
         return;
       }
       scram_ = std::make_unique<auth::ScramServer>(secret_ ? *secret_ : unknown_user_);
+      if (!own_end_point_.empty()) scram_->bind_channel(plus, own_end_point_);
       auto server_first = scram_->server_first(protocol::as_chars(*initial->data));
       if (!server_first) return deny();
       Authentication{Authentication::kSASLContinue,

@@ -1,8 +1,10 @@
-// A client's login to pglens, free of I/O: the startup packet (answering SSLRequest and
-// GSSENCRequest with 'N', taking a CancelRequest), max_client_conn, and client authentication
-// against the auth_file (trust, md5, scram-sha-256, as PostgreSQL does it). The admin console's
+// A client's login to pglens, free of I/O: the startup packet (SSLRequest answered 'S' or 'N' as
+// client_tls_sslmode says, a direct TLS handshake recognised, GSSENCRequest answered 'N', a
+// CancelRequest taken), max_client_conn, and client authentication against the auth_file (trust,
+// md5, scram-sha-256, as PostgreSQL does it) or by TLS certificate (cert). The admin console's
 // users are checked here too. The caller feeds the client's bytes, sends output() after each
-// call, and acts on status(); the login timeout is a deadline it keeps with a timer.
+// call, and acts on status() (StartTls: it shakes hands, then reports how that went); the login
+// timeout is a deadline it keeps with a timer.
 #pragma once
 
 #include <chrono>
@@ -13,6 +15,7 @@
 
 #include "auth/auth_type.hpp"
 #include "auth/userlist.hpp"
+#include "config/tls_settings.hpp"
 #include "protocol/decoder.hpp"
 #include "protocol/messages.hpp"
 
@@ -25,6 +28,7 @@ struct LoginSettings {
   std::size_t max_client_conn = 1000;
   std::size_t clients = 1;  // client connections open now, this one included
   std::chrono::steady_clock::duration timeout = std::chrono::seconds(60);
+  config::TlsMode tls_mode = config::TlsMode::Disable;  // client_tls_sslmode
 };
 
 class ClientLogin {
@@ -33,6 +37,8 @@ class ClientLogin {
 
   enum class Status {
     Reading,        // feed more of the client's bytes
+    StartTls,       // send output() (an 'S', or nothing for direct TLS), then shake hands as the
+                    // TLS server, handing it direct_tls_bytes() first; then on_tls_started()
     Cancel,         // a CancelRequest for cancel_key(): forward it, close without an answer
     Authenticated,  // logged in as user() to database() (or the admin console: admin())
     Failed,         // send output() (a FATAL ErrorResponse, unless the client is gone), close
@@ -47,6 +53,17 @@ class ClientLogin {
   void on_client_gone(std::string_view reason);
   // The deadline passed (client_login_timeout).
   void on_timer(Clock::time_point now);
+  // TLS is up: the client certificate's common name ("" without one), the ALPN protocol agreed,
+  // and the hash of pglens' own certificate (RFC 5929 tls-server-end-point), with which SCRAM is
+  // offered channel-bound as SCRAM-SHA-256-PLUS ("": not offered).
+  void on_tls_started(std::string peer_common_name, std::string_view alpn,
+                      std::string own_end_point = {});
+  // The handshake failed: nothing more can be said to the client.
+  void on_tls_failed(std::string_view reason);
+  // Direct TLS (no SSLRequest, Postgres 17's sslnegotiation=direct): the caller's pending bytes,
+  // not taken by on_bytes, begin the handshake.
+  bool direct_tls() const { return direct_tls_; }
+  bool tls() const { return tls_; }
   Clock::time_point deadline() const { return deadline_; }
 
   Status status() const { return status_; }
@@ -84,6 +101,10 @@ class ClientLogin {
   std::string user_, database_, reason_;
   bool admin_ = false;
   bool refused_ = false;
+  bool tls_ = false;         // TLS is up
+  bool direct_tls_ = false;  // and began without an SSLRequest
+  std::string peer_common_name_;
+  std::string own_end_point_;
   const auth::UserSecret* secret_ = nullptr;
   std::string salt_;
   std::unique_ptr<auth::ScramServer> scram_;

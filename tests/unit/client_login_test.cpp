@@ -126,6 +126,141 @@ TEST_F(LoginTest, SslRequestIsAnsweredNoAndTheClientGoesOn) {
   EXPECT_EQ(login->status(), Status::Authenticated);
 }
 
+// ---- TLS ----
+
+LoginSettings with_tls(config::TlsMode mode, auth::AuthType auth = auth::AuthType::Trust) {
+  LoginSettings s;
+  s.tls_mode = mode;
+  s.auth_type = auth;
+  return s;
+}
+
+TEST_F(LoginTest, SslRequestIsAnsweredYesWhenTlsIsOnThenTheStartupComesInsideTls) {
+  make(with_tls(config::TlsMode::Prefer));
+  Bytes ssl = request(protocol::StartupPacket::Kind::SSLRequest);
+  EXPECT_EQ(feed(ssl), ssl.size());
+  EXPECT_EQ(output(), Bytes{'S'});
+  EXPECT_EQ(login->status(), Status::StartTls);
+  EXPECT_FALSE(login->direct_tls());
+  login->on_tls_started("", "");
+  EXPECT_EQ(login->status(), Status::Reading);
+  EXPECT_TRUE(login->tls());
+  feed(startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Authenticated);
+}
+
+TEST_F(LoginTest, BytesBehindAnSslRequestAreRefused) {
+  // CVE-2021-23222: bytes sent before the answer could be taken as if they came through TLS.
+  make(with_tls(config::TlsMode::Require));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest) + startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(error_of(output()), "08P01 pglens: received unencrypted data after SSL request");
+}
+
+TEST_F(LoginTest, RequireRefusesAPlaintextLogin) {
+  make(with_tls(config::TlsMode::Require));
+  feed(startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(error_of(output()),
+            "28000 pglens: TLS is required (client_tls_sslmode = require): connect with "
+            "sslmode=require or stronger");
+}
+
+TEST_F(LoginTest, RequireStillTakesAPlaintextCancelRequest) {
+  // libpq before 17 sends cancel requests in the clear, whatever its sslmode.
+  make(with_tls(config::TlsMode::Require));
+  feed(request(protocol::StartupPacket::Kind::CancelRequest, 1, 2));
+  EXPECT_EQ(login->status(), Status::Cancel);
+}
+
+TEST_F(LoginTest, SecondSslRequestInsideTlsIsAProtocolViolation) {
+  make(with_tls(config::TlsMode::Prefer));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  output();
+  login->on_tls_started("", "");
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(error_of(output()), "08P01 pglens: SSLRequest inside TLS");
+}
+
+TEST_F(LoginTest, DirectTlsIsRecognisedByItsFirstByteAndLeftForTheHandshake) {
+  make(with_tls(config::TlsMode::Require));
+  Bytes hello{0x16, 0x03, 0x01, 0x02, 0x00};
+  EXPECT_EQ(feed(hello), 0u);
+  EXPECT_EQ(login->status(), Status::StartTls);
+  EXPECT_TRUE(login->direct_tls());
+  EXPECT_TRUE(output().empty());  // no 'S': the client did not ask
+  login->on_tls_started("", "postgresql");
+  feed(startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Authenticated);
+}
+
+TEST_F(LoginTest, DirectTlsWithoutTheAlpnProtocolIsRefused) {
+  make(with_tls(config::TlsMode::Require));
+  feed(Bytes{0x16, 0x03, 0x01});
+  login->on_tls_started("", "");
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(login->reason(), "direct TLS connection without ALPN protocol \"postgresql\"");
+}
+
+TEST_F(LoginTest, DirectTlsWhenTlsIsOffEndsTheConnection) {
+  make();
+  feed(Bytes{0x16, 0x03, 0x01});
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_TRUE(output().empty());
+}
+
+TEST_F(LoginTest, FailedHandshakeFailsTheLoginSilently) {
+  make(with_tls(config::TlsMode::Prefer));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  output();
+  login->on_tls_failed("certificate verify failed");
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(login->reason(), "TLS handshake failed: certificate verify failed");
+  EXPECT_TRUE(output().empty());
+}
+
+TEST_F(LoginTest, LoginTimeoutDuringTheHandshakeSaysNothingInTheClear) {
+  make(with_tls(config::TlsMode::Prefer));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  output();
+  now += 61s;
+  login->on_timer(now);
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(login->reason(), "TLS handshake timeout");
+  EXPECT_TRUE(output().empty());
+}
+
+TEST_F(LoginTest, VerifyFullWantsTheCertificateToNameTheUser) {
+  make(with_tls(config::TlsMode::VerifyFull));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  output();
+  login->on_tls_started("bob", "");
+  feed(startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(error_of(output()),
+            "28000 pglens: certificate common name \"bob\" does not match user \"alice\"");
+}
+
+TEST_F(LoginTest, CertAuthLogsInTheUserItsCertificateNames) {
+  make(with_tls(config::TlsMode::VerifyCa, auth::AuthType::Cert));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  output();
+  login->on_tls_started("alice", "");
+  feed(startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Authenticated);
+}
+
+TEST_F(LoginTest, CertAuthRefusesAnotherUser) {
+  make(with_tls(config::TlsMode::VerifyCa, auth::AuthType::Cert));
+  feed(request(protocol::StartupPacket::Kind::SSLRequest));
+  output();
+  login->on_tls_started("bob", "");
+  feed(startup({{"user", "alice"}}));
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(error_of(output()), "28000 certificate authentication failed for user \"alice\"");
+}
+
 TEST_F(LoginTest, GssEncRequestIsAnsweredNo) {
   make();
   feed(request(protocol::StartupPacket::Kind::GSSENCRequest));
@@ -263,6 +398,68 @@ TEST_F(LoginTest, UnknownUserGoesThroughScramAndFailsTheSameWay) {
   ASSERT_TRUE(final_message);
   feed(wire(protocol::SASLResponse{Bytes(final_message->begin(), final_message->end())}));
   EXPECT_EQ(error_of(output()), "28P01 password authentication failed for user \"mallory\"");
+}
+
+// Over TLS pglens offers SCRAM-SHA-256-PLUS first, bound to its own certificate's hash, as
+// Postgres does: a client with channel_binding=require logs in, one that binds to another
+// certificate (a man in the middle) does not.
+class TlsScramLoginTest : public LoginTest {
+ protected:
+  Status log_in_binding_to(const std::string& end_point) {
+    LoginSettings s = with_tls(config::TlsMode::Require, auth::AuthType::ScramSha256);
+    s.userlist = users("\"alice\" \"secret\"\n");
+    make(s);
+    feed(request(protocol::StartupPacket::Kind::SSLRequest));
+    output();
+    login->on_tls_started("", "", kOwnEndPoint);
+    feed(startup({{"user", "alice"}}));
+    auto offer = protocol::Authentication::decode(messages(output())[0].second);
+    EXPECT_EQ(offer->mechanisms(),
+              (std::vector<std::string>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}));
+    auth::ScramClient client("secret", {}, auth::ScramClient::ChannelBinding::TlsServerEndPoint,
+                             end_point);
+    auto first = client.client_first();
+    feed(wire(
+        protocol::SASLInitialResponse{"SCRAM-SHA-256-PLUS", Bytes(first.begin(), first.end())}));
+    auto challenge = protocol::Authentication::decode(messages(output())[0].second);
+    auto final_message = client.client_final(protocol::as_chars(challenge->data));
+    EXPECT_TRUE(final_message) << client.error();
+    feed(wire(protocol::SASLResponse{Bytes(final_message->begin(), final_message->end())}));
+    Bytes out = output();
+    if (login->status() == Status::Authenticated) {
+      auto outcome = protocol::Authentication::decode(messages(out)[0].second);
+      EXPECT_TRUE(client.verify_server_final(protocol::as_chars(outcome->data)));
+    }
+    last_error = error_of(out);
+    return login->status();
+  }
+  const std::string kOwnEndPoint = std::string(32, '\x17');
+  std::string last_error;
+};
+
+TEST_F(TlsScramLoginTest, ChannelBoundScramLogsIn) {
+  EXPECT_EQ(log_in_binding_to(kOwnEndPoint), Status::Authenticated);
+}
+
+TEST_F(TlsScramLoginTest, BindingToAnotherCertificateIsDenied) {
+  EXPECT_EQ(log_in_binding_to(std::string(32, 'm')), Status::Failed);
+  EXPECT_EQ(last_error, "28P01 password authentication failed for user \"alice\"");
+}
+
+TEST_F(LoginTest, WithoutTlsPlusIsNeitherOfferedNorAccepted) {
+  LoginSettings s;
+  s.auth_type = auth::AuthType::ScramSha256;
+  s.userlist = users("\"alice\" \"secret\"\n");
+  make(s);
+  feed(startup({{"user", "alice"}}));
+  output();
+  auth::ScramClient client("secret");
+  auto first = client.client_first();
+  feed(
+      wire(protocol::SASLInitialResponse{"SCRAM-SHA-256-PLUS", Bytes(first.begin(), first.end())}));
+  EXPECT_EQ(login->status(), Status::Failed);
+  EXPECT_EQ(error_of(output()),
+            "08P01 pglens: client selected an invalid SASL authentication mechanism");
 }
 
 TEST_F(LoginTest, NotAPasswordMessageDuringAuthentication) {

@@ -24,6 +24,28 @@ TEST(ScramClient, FollowsTheRfcExchangeShape) {
   EXPECT_TRUE(client.verify_server_final("v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg="));
 }
 
+// Channel binding (RFC 5802 section 6, RFC 5929 tls-server-end-point): the GS2 header names the
+// binding in client-first, and client-final's c= carries the header followed by the binding data
+// (the server certificate's hash), base64: what Postgres compares with its own certificate's.
+TEST(ScramClient, ChannelBindingGoesInTheGs2HeaderAndInCFinal) {
+  std::string hash(32, '\x5a');
+  ScramClient client("pencil", "abc", ScramClient::ChannelBinding::TlsServerEndPoint, hash);
+  EXPECT_EQ(client.client_first(), "p=tls-server-end-point,,n=,r=abc");
+  auto final = client.client_final("r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+  ASSERT_TRUE(final) << client.error();
+  EXPECT_EQ(final->substr(0, final->find(',')),
+            "c=" + base64_encode("p=tls-server-end-point,," + hash));
+}
+
+TEST(ScramClient, OverTlsWithoutPlusTheClientSaysItCouldBind) {
+  // "y": a server that does offer SCRAM-SHA-256-PLUS then knows its offer was stripped.
+  ScramClient client("pencil", "abc", ScramClient::ChannelBinding::Supported);
+  EXPECT_EQ(client.client_first(), "y,,n=,r=abc");
+  auto final = client.client_final("r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+  ASSERT_TRUE(final);
+  EXPECT_EQ(final->substr(0, 6), "c=eSws");  // base64("y,,")
+}
+
 TEST(ScramClient, RejectsAForeignNonce) {
   ScramClient client("pencil", "abc");
   EXPECT_FALSE(client.client_final("r=xyzdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"));

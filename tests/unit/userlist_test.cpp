@@ -294,6 +294,52 @@ TEST(ScramServer, RefusesChannelBindingRequest) {
   EXPECT_NE(server.error().find("channel binding"), std::string::npos) << server.error();
 }
 
+// Over TLS to pglens: the whole exchange with a client that binds to pglens' certificate hash.
+std::string bound_exchange(bool plus_chosen, const std::string& server_end_point,
+                           ScramClient::ChannelBinding binding,
+                           const std::string& client_end_point) {
+  ScramServer server(secret(kPgScramVerifier));
+  server.bind_channel(plus_chosen, server_end_point);
+  ScramClient client(std::string(kPgScramPassword), {}, binding, client_end_point);
+  auto first = server.server_first(client.client_first());
+  if (!first) return server.error();
+  auto client_final = client.client_final(*first);
+  if (!client_final) return "client: " + client.error();
+  auto final = server.server_final(*client_final);
+  if (!final) return server.error();
+  if (!client.verify_server_final(*final)) return "client rejected server";
+  return "";
+}
+
+TEST(ScramServer, PlusBindsTheTlsServerEndPoint) {
+  std::string hash(32, '\x42');
+  EXPECT_EQ(bound_exchange(true, hash, ScramClient::ChannelBinding::TlsServerEndPoint, hash), "");
+}
+
+TEST(ScramServer, PlusRefusesABindingToAnotherCertificate) {
+  // A man in the middle terminates the client's TLS with its own certificate.
+  auto error = bound_exchange(true, std::string(32, '\x42'),
+                              ScramClient::ChannelBinding::TlsServerEndPoint, std::string(32, 'x'));
+  EXPECT_NE(error.find("channel-binding"), std::string::npos) << error;
+}
+
+TEST(ScramServer, OverTlsAClientWithoutBindingSupportStillLogsIn) {
+  EXPECT_EQ(bound_exchange(false, std::string(32, '\x42'), ScramClient::ChannelBinding::None, ""),
+            "");
+}
+
+TEST(ScramServer, YIsRefusedWhenPlusWasOffered) {
+  // The client could bind but believes pglens cannot: the PLUS offer was stripped on the way.
+  auto error =
+      bound_exchange(false, std::string(32, '\x42'), ScramClient::ChannelBinding::Supported, "");
+  EXPECT_NE(error.find("negotiation"), std::string::npos) << error;
+}
+
+TEST(ScramServer, PlusWithoutBindingIsRefused) {
+  auto error = bound_exchange(true, std::string(32, '\x42'), ScramClient::ChannelBinding::None, "");
+  EXPECT_NE(error.find("without channel binding"), std::string::npos) << error;
+}
+
 TEST(ScramServer, RefusesAWrongNonceInClientFinal) {
   auto s = secret(kPgScramVerifier);
   ScramServer server(s, "SRV");
