@@ -27,7 +27,7 @@ bool answer(AdminConsole& console, const protocol::Frame& f, protocol::Bytes& ou
 }
 }  // namespace
 
-awaitable<std::string> serve_admin(tcp::socket& client, AdminConsole& console,
+awaitable<std::string> serve_admin(Stream& client, AdminConsole& console,
                                    protocol::ByteView pending) {
   protocol::Bytes out;
   protocol::Authentication{}.encode(out);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "proxy/net.hpp"
+#include "proxy/stream.hpp"
 
 namespace pglens::proxy {
 
@@ -12,7 +13,7 @@ class AdminConsole;
 
 // Serves console commands until the client leaves; returns why it left. `pending`: bytes the
 // client sent right behind its login.
-awaitable<std::string> serve_admin(tcp::socket& client, AdminConsole& console,
+awaitable<std::string> serve_admin(Stream& client, AdminConsole& console,
                                    protocol::ByteView pending);
 
 }  // namespace pglens::proxy

@@ -250,7 +250,7 @@ Bytes show_clients(const View& s) {
         text("c" + std::to_string(info.id)),
         text(server_id != 0 && info.state == ClientState::Active ? "s" + std::to_string(server_id)
                                                                  : ""),
-        num(0), text(""), text(info.application_name)});
+        num(0), text(info.tls), text(info.application_name)});
   }
   return table(kConnectionColumns, rows);
 }
@@ -268,7 +268,8 @@ Bytes show_servers(const View& s) {
                          text(""),  // connect_time: not kept per connection
                          text(request_us != 0 ? timestamp(request_us) : ""), num(0), num(0), num(0),
                          text("s" + std::to_string(id)),
-                         text(client ? "c" + std::to_string(client->id) : ""), num(0), text(""),
+                         text(client ? "c" + std::to_string(client->id) : ""), num(0),
+                         text(pool.tls.count(id) ? pool.tls.at(id) : ""),
                          text(client ? client->application_name : "")});
   };
   // Connections lent to clients are known through the clients holding them.

@@ -28,6 +28,7 @@ struct ClientInfo {
   std::chrono::system_clock::time_point connect_time = std::chrono::system_clock::now();
   // Set once at login, before the session becomes visible as logged in.
   std::string user, database, application_name;
+  std::string tls;  // "TLSv1.3/TLS_AES_256_GCM_SHA384", "" in the clear
   std::atomic<ClientState> state{ClientState::Login};
   std::atomic<std::int64_t> request_time_us{0};  // wall-clock µs of the last request
   std::atomic<std::uint64_t> server_id{0};       // the server connection held, 0 for none

@@ -17,37 +17,32 @@ void KeepAlive::apply(tcp::socket& socket) const {
   if (count > 0) socket.set_option(Count(count), ignored);
 }
 
-awaitable<std::optional<OwnedMessage>> MessageReader::read(tcp::socket& socket) {
-  OwnedMessage message;
-  bool have_header = false;
-  while (true) {
-    while (begin_ < end_) {
-      auto r = decoder_.next({buffer_.data() + begin_, end_ - begin_});
-      begin_ += r.consumed;
-      if (r.status == protocol::DecodeStatus::Error) {
-        error_ = r.error;
-        co_return std::nullopt;
-      }
-      if (r.status == protocol::DecodeStatus::NeedMore) break;
-      const auto& f = r.frame;
-      if (f.kind == protocol::FrameKind::StreamStart) {
-        message.type = f.type;
-        have_header = true;
-        continue;
-      }
-      if (f.kind == protocol::FrameKind::StreamChunk && !have_header) continue;
-      message.type = f.type;
-      message.body.insert(message.body.end(), f.data.begin(), f.data.end());
-      if (f.last) co_return message;
+std::optional<OwnedMessage> MessageReader::take() {
+  while (begin_ < end_) {
+    auto r = decoder_.next({buffer_.data() + begin_, end_ - begin_});
+    begin_ += r.consumed;
+    if (r.status == protocol::DecodeStatus::Error) {
+      error_ = r.error;
+      failed_ = true;
+      return std::nullopt;
     }
-    begin_ = end_ = 0;
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer_), use_nothrow);
-    if (ec) {
-      error_ = ec == asio::error::eof ? "connection closed" : ec.message();
-      co_return std::nullopt;
+    if (r.status == protocol::DecodeStatus::NeedMore) break;
+    const auto& f = r.frame;
+    if (f.kind == protocol::FrameKind::StreamStart) {
+      partial_.type = f.type;
+      have_header_ = true;
+      continue;
     }
-    end_ = n;
+    if (f.kind == protocol::FrameKind::StreamChunk && !have_header_) continue;
+    partial_.type = f.type;
+    partial_.body.insert(partial_.body.end(), f.data.begin(), f.data.end());
+    if (f.last) {
+      have_header_ = false;
+      return std::exchange(partial_, {});
+    }
   }
+  begin_ = end_ = 0;
+  return std::nullopt;
 }
 
 }  // namespace pglens::proxy

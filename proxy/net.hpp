@@ -41,16 +41,35 @@ class MessageReader {
  public:
   explicit MessageReader(protocol::Direction dir) : decoder_(dir) {}
 
-  // nullopt with error() set on EOF, socket error or protocol error.
-  awaitable<std::optional<OwnedMessage>> read(tcp::socket& socket);
+  // nullopt with error() set on EOF, read error or protocol error. Any AsyncReadStream: a
+  // socket, or a Stream that may be TLS.
+  template <class AsyncReadStream>
+  awaitable<std::optional<OwnedMessage>> read(AsyncReadStream& stream) {
+    while (true) {
+      if (auto message = take()) co_return message;
+      if (failed_) co_return std::nullopt;
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(buffer_), use_nothrow);
+      if (ec) {
+        error_ = ec == asio::error::eof ? "connection closed" : ec.message();
+        co_return std::nullopt;
+      }
+      end_ = n;
+    }
+  }
   const std::string& error() const { return error_; }
   // Bytes read past the last returned message (the forwarding loop takes them over).
   protocol::ByteView pending() const { return {buffer_.data() + begin_, end_ - begin_}; }
 
  private:
+  // The next whole message from what was read, if there is one.
+  std::optional<OwnedMessage> take();
+
   protocol::MessageDecoder decoder_;
   std::array<std::uint8_t, 8192> buffer_{};
   std::size_t begin_ = 0, end_ = 0;
+  OwnedMessage partial_;  // a message whose body arrives in chunks
+  bool have_header_ = false;
+  bool failed_ = false;
   std::string error_;
 };
 

@@ -10,7 +10,7 @@ namespace {
 constexpr std::size_t kMaxGather = 16;
 }  // namespace
 
-bool PeerWriter::send_now(tcp::socket& socket, session::Output& out) {
+bool PeerWriter::send_now(Stream& stream, session::Output& out) {
   if (out.empty()) return !failed_;
   if (failed_) {
     out.clear();
@@ -18,7 +18,8 @@ bool PeerWriter::send_now(tcp::socket& socket, session::Output& out) {
   }
   std::size_t total = out.size();
   std::size_t sent = 0;
-  if (idle()) {
+  if (idle() && !stream.encrypted()) {
+    auto& socket = stream.socket();
     error_code ec;
     if (!socket.non_blocking()) socket.non_blocking(true, ec);
     if (!ec && out.pieces() == 1) {
@@ -51,7 +52,7 @@ bool PeerWriter::send_now(tcp::socket& socket, session::Output& out) {
   return sent == total;
 }
 
-awaitable<bool> PeerWriter::drain(tcp::socket& socket) {
+awaitable<bool> PeerWriter::drain(Stream& stream) {
   while (writing_ && !failed_) {  // the other coroutine writes: wait for it to finish
     waiting_ = true;
     auto ec = co_await done_.wait();
@@ -62,7 +63,7 @@ awaitable<bool> PeerWriter::drain(tcp::socket& socket) {
     writing_ = true;
     in_flight_.swap(queued_);
     queued_.clear();
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(in_flight_), use_nothrow);
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(in_flight_), use_nothrow);
     writing_ = false;
     sent_ += n;
     if (ec) failed_ = true;

@@ -6,6 +6,7 @@
 
 #include "proxy/net.hpp"
 #include "proxy/parking.hpp"
+#include "proxy/stream.hpp"
 #include "session/output.hpp"
 
 namespace pglens::proxy {
@@ -15,10 +16,11 @@ class PeerWriter {
   explicit PeerWriter(const asio::any_io_executor& executor) : done_(executor) {}
 
   // Sends what `out` holds (and clears it). True when all went; false when some waits for
-  // drain(), or the peer is gone (failed()).
-  bool send_now(tcp::socket& socket, session::Output& out);
+  // drain(), or the peer is gone (failed()). Over TLS everything waits for drain(): OpenSSL
+  // writes records, which a non-blocking send could leave half sent.
+  bool send_now(Stream& stream, session::Output& out);
   // Writes what waits; false when the peer is gone.
-  awaitable<bool> drain(tcp::socket& socket);
+  awaitable<bool> drain(Stream& stream);
   bool failed() const { return failed_; }
   // For a new connection (the server side changes between transactions): nothing waits, no
   // failure is remembered.

@@ -117,6 +117,13 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
                   &closes, &pre_ping, &timeouts, &resets})
     out.push_back(std::move(*f));
 
+  auto tls_failures = family(metric::kTlsHandshakeFailures, MetricType::Counter);
+  std::uint64_t server_side = 0;
+  for (const auto& pool : snapshot.pools) server_side += pool.stats.tls_failures;
+  add(tls_failures, {{"side", "client"}}, as_double(snapshot.client_tls_failures));
+  add(tls_failures, {{"side", "server"}}, as_double(server_side));
+  out.push_back(std::move(tls_failures));
+
   if (snapshot.analyzer) {
     const auto& c = *snapshot.analyzer;
     auto single = [&out](const MetricName& m, std::uint64_t value) {

@@ -37,6 +37,10 @@ inline constexpr MetricName kServerConnects{"pglens_server_connects_total",
                                             "Server connections opened"};
 inline constexpr MetricName kServerConnectFailures{"pglens_server_connect_failures_total",
                                                    "Server connection attempts that failed"};
+inline constexpr MetricName kTlsHandshakeFailures{
+    "pglens_tls_handshake_failures_total",
+    "TLS that failed: side=\"client\" handshakes with clients, side=\"server\" connects to servers "
+    "(TLS refused, a handshake or certificate check that failed)"};
 inline constexpr MetricName kServerCloses{
     "pglens_server_closes_total",
     "Server connections closed, by reason (recycle, idle, overflow_idle, dirty, ping_failed, "

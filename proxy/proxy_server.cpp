@@ -14,8 +14,17 @@ TrafficTotals totals_of(const session::Traffic& t) {
           t.wait_us.load(),      t.state_resets.load()};
 }
 
-ServerPool::ConnectSettings connect_settings(const config::Config& c) {
-  return {c.server_connect_timeout, keepalive_of(c)};
+ServerPool::ConnectSettings connect_settings(const config::Config& c, const TlsContexts& tls) {
+  ServerTls server_tls;
+  if (tls.for_servers) server_tls = {c.server_tls.mode, tls.for_servers};
+  return {c.server_connect_timeout, keepalive_of(c), server_tls};
+}
+
+std::shared_ptr<const TlsContexts> tls_contexts_of(const config::Config& c) {
+  std::string error;
+  auto contexts = make_tls_contexts(c, &error);
+  if (!contexts) throw std::runtime_error(error);
+  return std::make_shared<const TlsContexts>(std::move(*contexts));
 }
 
 std::unique_ptr<analyzer::Analyzer> make_analyzer(const config::Config& c,
@@ -34,6 +43,7 @@ std::unique_ptr<analyzer::Analyzer> make_analyzer(const config::Config& c,
 ProxyServer::ProxyServer(config::Config config, std::string config_path)
     : config_path_(std::move(config_path)),
       config_(std::make_shared<const config::Config>(std::move(config))),
+      tls_(tls_contexts_of(*config_)),
       advisor_(!config_->analysis ? nullptr
                                   : std::make_shared<rules::Advisor>(
                                         config_->rules,
@@ -64,7 +74,9 @@ ProxyServer::ProxyServer(config::Config config, std::string config_path)
                 pause_,
                 pool_wait_,
                 analyzer_ ? &analyzer_->queue() : nullptr,
-                admin_},
+                admin_,
+                [this] { return tls(); },
+                client_tls_failures_},
       http_(io_, {[this] { return snapshot(); }, [this] { return collect_metrics(); },
                   analyzer_.get(), advisor_.get()}) {
   signals_.add(SIGHUP);
@@ -91,6 +103,7 @@ ProxySnapshot ProxyServer::snapshot() const {
     p.stats = pool->stats();
     p.traffic = totals_of(pool->traffic);
     p.connections = pool->connection_states();
+    p.tls = pool->tls_of_connections();
     s.pools.push_back(std::move(p));
   }
   for (const auto& c : clients_.snapshot()) {
@@ -105,6 +118,7 @@ ProxySnapshot ProxyServer::snapshot() const {
       cs.user = c->user;
       cs.database = c->database;
       cs.application_name = c->application_name;
+      cs.tls = c->tls;
     }
     cs.request_time_us = c->request_time_us.load();
     cs.server_id = c->server_id.load();
@@ -112,6 +126,7 @@ ProxySnapshot ProxyServer::snapshot() const {
     s.clients.push_back(std::move(cs));
   }
   if (analyzer_) s.analyzer = analyzer_->counters();
+  s.client_tls_failures = client_tls_failures_.load();
   return s;
 }
 
@@ -124,6 +139,11 @@ ProxyServer::~ProxyServer() {
 std::shared_ptr<const config::Config> ProxyServer::config() const {
   std::lock_guard lock(config_mutex_);
   return config_;
+}
+
+std::shared_ptr<const TlsContexts> ProxyServer::tls() const {
+  std::lock_guard lock(config_mutex_);
+  return tls_;
 }
 
 void ProxyServer::bind() {
@@ -203,20 +223,30 @@ bool ProxyServer::reload(std::string* error) {
     return false;
   }
   if (overrides_) overrides_(*loaded.config);
-  apply(std::make_shared<const config::Config>(std::move(*loaded.config)));
+  // Certificates and keys are read again: a file that cannot be used keeps the old config whole.
+  std::string tls_error;
+  auto contexts = make_tls_contexts(*loaded.config, &tls_error);
+  if (!contexts) {
+    if (error) *error = tls_error;
+    return false;
+  }
+  apply(std::make_shared<const config::Config>(std::move(*loaded.config)),
+        std::make_shared<const TlsContexts>(std::move(*contexts)));
   spdlog::info("configuration reloaded from {}", config_path_);
   return true;
 }
 
-void ProxyServer::apply(std::shared_ptr<const config::Config> config) {
+void ProxyServer::apply(std::shared_ptr<const config::Config> config,
+                        std::shared_ptr<const TlsContexts> tls) {
   {
     std::lock_guard lock(config_mutex_);
     config_ = config;
+    tls_ = tls;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   for (auto& pool : pools()) {
     auto route = config->route_for(pool->key().database);
-    pool->reconfigure(config->pool_settings_for(route), connect_settings(*config));
+    pool->reconfigure(config->pool_settings_for(route), connect_settings(*config, *tls));
   }
 }
 
@@ -239,9 +269,9 @@ std::shared_ptr<ServerPool> ProxyServer::pool_for(const PoolKey& key,
       if (secret && secret->kind == auth::UserSecret::Kind::Plain)
         target.upstream.password = secret->text;
     }
-    pool = std::make_shared<ServerPool>(io_.get_executor(), key, std::move(target),
-                                        config.pool_settings_for(route), connect_settings(config),
-                                        static_cast<std::size_t>(config.max_prepared_statements));
+    pool = std::make_shared<ServerPool>(
+        io_.get_executor(), key, std::move(target), config.pool_settings_for(route),
+        connect_settings(config, *tls()), static_cast<std::size_t>(config.max_prepared_statements));
   }
   return pool;
 }

@@ -21,6 +21,7 @@
 #include "proxy/proxy_snapshot.hpp"
 #include "proxy/server_pool.hpp"
 #include "proxy/session.hpp"
+#include "proxy/tls.hpp"
 #include "rules/advisor.hpp"
 
 namespace pglens::proxy {
@@ -44,6 +45,7 @@ class ProxyServer {
   void shutdown_gracefully();
 
   std::shared_ptr<const config::Config> config() const;
+  std::shared_ptr<const TlsContexts> tls() const;
   // Re-reads the config file; on error keeps the old config and says why.
   bool reload(std::string* error);
   // Overrides applied on top of the file at every (re)load: the command-line flags.
@@ -59,7 +61,7 @@ class ProxyServer {
  private:
   awaitable<void> accept_loop();
   awaitable<void> maintenance_loop();
-  void apply(std::shared_ptr<const config::Config> config);
+  void apply(std::shared_ptr<const config::Config> config, std::shared_ptr<const TlsContexts> tls);
   std::shared_ptr<ServerPool> pool_for(const PoolKey& key, const config::DatabaseRoute& route,
                                        const config::Config& config);
   std::vector<std::shared_ptr<ServerPool>> pools() const;
@@ -71,6 +73,8 @@ class ProxyServer {
   std::function<void(config::Config&)> overrides_;
   mutable std::mutex config_mutex_;
   std::shared_ptr<const config::Config> config_;
+  std::shared_ptr<const TlsContexts> tls_;  // made of config_, under config_mutex_ too
+  std::atomic<std::uint64_t> client_tls_failures_{0};
 
   // Declared before io_, so they outlive every session: a session's tracker pushes to the
   // analyzer's queue until its coroutine frame is destroyed with io_ (its session's end last).

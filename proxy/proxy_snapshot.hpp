@@ -30,6 +30,7 @@ struct ClientSnapshot {
   std::int64_t request_time_us = 0;  // wall clock of the last request, 0 for none
   std::uint64_t server_id = 0;       // the server connection held, 0 for none
   bool in_transaction = false;
+  std::string tls;  // "TLSv1.3/TLS_AES_256_GCM_SHA384", "" in the clear
 };
 
 struct TrafficTotals {
@@ -50,6 +51,7 @@ struct PoolSnapshot {
   // The connections the pool holds (idle, being opened or pinged), by server id; those lent to
   // clients are known through the clients holding them.
   std::vector<std::pair<std::uint64_t, pool::ConnState>> connections;
+  std::map<std::uint64_t, std::string> tls;  // TLS connections (held or lent) by server id
 };
 
 struct ProxySnapshot {
@@ -61,6 +63,7 @@ struct ProxySnapshot {
   std::chrono::steady_clock::duration uptime{};
   std::chrono::system_clock::time_point taken_at;
   std::optional<analyzer::AnalyzerCounters> analyzer;  // when analysis is on
+  std::uint64_t client_tls_failures = 0;               // TLS handshakes with clients that failed
 };
 
 using SnapshotSource = std::function<ProxySnapshot()>;

@@ -125,7 +125,7 @@ std::unique_ptr<ServerConnection> ServerPool::take_held(pool::ConnId id) {
   if (conn->watched) {  // whoever takes it reads it now; the watch's handler finds it gone
     conn->watched = false;
     error_code ignored;
-    conn->socket.cancel(ignored);
+    conn->stream.socket().cancel(ignored);
   }
   *it = std::move(held_.back());
   held_.pop_back();
@@ -148,7 +148,7 @@ void ServerPool::tick() {
 
 void ServerPool::watch(ServerConnection& conn) {
   conn.watched = true;
-  conn.socket.async_wait(
+  conn.stream.socket().async_wait(
       tcp::socket::wait_read,
       asio::bind_executor(executor_, [self = shared_from_this(), id = conn.pool_id](error_code ec) {
         self->on_idle_readable(id, ec);
@@ -168,10 +168,14 @@ void ServerPool::on_idle_readable(pool::ConnId id, error_code ec) {
     ServerConnection& conn = **it;
     server_id = conn.id;
     // What it said, for the log: usually FATAL 57P01 (terminated) or 57P03 (shutting down).
+    // (Over TLS the bytes are a record: not read here, the close says enough.)
     std::array<std::uint8_t, 512> buffer;
     error_code read_ec;
-    conn.socket.non_blocking(true, read_ec);
-    std::size_t n = conn.socket.read_some(asio::buffer(buffer), read_ec);
+    std::size_t n = 0;
+    if (!conn.stream.encrypted()) {
+      conn.stream.socket().non_blocking(true, read_ec);
+      n = conn.stream.socket().read_some(asio::buffer(buffer), read_ec);
+    }
     if (n > 5 && buffer[0] == 'E') {
       auto body = protocol::ByteView(buffer).subspan(5, n - 5);
       if (auto e = protocol::ErrorResponse::decode(body))
@@ -239,8 +243,9 @@ void ServerPool::execute(pool::Actions actions) {
           std::lock_guard lock(mutex_);
           ++stats_.closes[a.close_reason];
           conn = take_held(a.conn);
+          if (conn) tls_.erase(conn->id);
         }
-        if (conn) close_socket(*conn);
+        if (conn) close_server_connection(std::move(conn));
         break;
       }
       case Action::Kind::FailWaiter: {
@@ -282,7 +287,7 @@ awaitable<void> ServerPool::open(pool::ConnId id) {
     std::lock_guard lock(mutex_);
     connect = connect_;
   }
-  auto result = co_await connect_server(target_, connect.timeout, connect.keepalive);
+  auto result = co_await connect_server(target_, connect.timeout, connect.keepalive, connect.tls);
   pool::Actions actions;
   {
     std::lock_guard lock(mutex_);
@@ -292,15 +297,23 @@ awaitable<void> ServerPool::open(pool::ConnId id) {
       result.connection->pool_id = id;
       result.connection->pooled_at = now;
       result.connection->statements.set_capacity(statement_cache_size_);
+      if (result.connection->stream.encrypted()) {
+        tls_[result.connection->id] = result.connection->stream.tls_description();
+        spdlog::info(
+            "pool {}/{}: server connection s{} over {}{}", key_.database, key_.user,
+            result.connection->id, result.connection->stream.tls_description(),
+            result.connection->channel_binding ? ", SCRAM-SHA-256-PLUS (channel bound)" : "");
+      }
       if (server_parameters_.empty()) server_parameters_ = result.connection->parameters;
       held_.push_back(std::move(result.connection));
       actions = core_.connected(id, now);
     } else {
       ++stats_.connect_failures;
+      if (result.lasting) ++stats_.tls_failures;
       last_connect_error_ = std::string(result.error.message());
       last_connect_failure_error_ = result.error;
       last_connect_failure_ = now;
-      bool transient = transient_connect_failure(result.error);
+      bool transient = transient_connect_failure(result);
       spdlog::warn("pool {}/{}: server connection failed{}: {}", key_.database, key_.user,
                    transient ? " (retrying; clients wait up to pool_timeout)" : "",
                    last_connect_error_);
@@ -317,9 +330,9 @@ awaitable<void> ServerPool::ping(pool::ConnId id, std::unique_ptr<ServerConnecti
   bool alive = false;
   asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(5));
   auto exchange = [&]() -> awaitable<bool> {
-    if (!co_await write_all(conn->socket, out)) co_return false;
+    if (!co_await write_all(conn->stream, out)) co_return false;
     MessageReader reader(protocol::Direction::Backend);
-    while (auto msg = co_await reader.read(conn->socket)) {
+    while (auto msg = co_await reader.read(conn->stream)) {
       if (msg->type == 'E') co_return false;
       if (msg->type == 'Z')
         co_return reader.pending().empty() && msg->body.size() == 1 && msg->body[0] == 'I';
@@ -333,26 +346,16 @@ awaitable<void> ServerPool::ping(pool::ConnId id, std::unique_ptr<ServerConnecti
     std::lock_guard lock(mutex_);
     if (!alive) {
       ++stats_.pre_ping_failures;
-      close_socket(*conn);
+      tls_.erase(conn->id);
       spdlog::info("pool {}/{}: pre-ping found server connection s{} dead, replacing it",
                    key_.database, key_.user, conn->id);
+      close_server_connection(std::move(conn));
     } else {
       held_.push_back(std::move(conn));
     }
     actions = core_.ping_result(id, alive, Clock::now());
   }
   execute(std::move(actions));
-}
-
-void ServerPool::close_socket(ServerConnection& conn) {
-  protocol::Bytes bye;
-  protocol::Terminate{}.encode(bye);
-  error_code ignored;
-  // Best effort: the socket is non-blocking for the reactor, a tiny write either fits or fails.
-  conn.socket.non_blocking(true, ignored);
-  conn.socket.write_some(asio::buffer(bye), ignored);
-  conn.socket.shutdown(tcp::socket::shutdown_both, ignored);
-  conn.socket.close(ignored);
 }
 
 pool::PoolCounts ServerPool::counts() const {
@@ -373,6 +376,11 @@ PoolStats ServerPool::stats() const {
 std::vector<protocol::ParameterStatus> ServerPool::server_parameters() const {
   std::lock_guard lock(mutex_);
   return server_parameters_;
+}
+
+std::map<std::uint64_t, std::string> ServerPool::tls_of_connections() const {
+  std::lock_guard lock(mutex_);
+  return tls_;
 }
 
 std::vector<std::pair<std::uint64_t, pool::ConnState>> ServerPool::connection_states() const {

@@ -28,6 +28,7 @@ struct PoolStats {
   std::uint64_t connect_failures = 0;
   std::uint64_t pool_timeouts = 0;
   std::uint64_t pre_ping_failures = 0;
+  std::uint64_t tls_failures = 0;  // connects that failed for TLS (refused, handshake, certificate)
   std::map<pool::CloseReason, std::uint64_t> closes;
   std::uint64_t waits = 0;
   std::chrono::nanoseconds total_wait{0};
@@ -46,6 +47,7 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   struct ConnectSettings {
     Clock::duration timeout = std::chrono::seconds(15);
     KeepAlive keepalive;
+    ServerTls tls;
   };
   // A connection idle in the pool this long is watched: if the server closes it or speaks on
   // it unasked (a FATAL 57P01 before it closes), it is closed and forgotten (CloseReason::Lost).
@@ -76,6 +78,8 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   std::vector<protocol::ParameterStatus> server_parameters() const;
   // Idle and in-flight connections the pool holds right now (for SHOW SERVERS).
   std::vector<std::pair<std::uint64_t, pool::ConnState>> connection_states() const;
+  // Each open TLS connection's "TLSv1.3/cipher", by server id (SHOW SERVERS' tls column).
+  std::map<std::uint64_t, std::string> tls_of_connections() const;
 
  private:
   struct Waiter;
@@ -85,7 +89,6 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   // Both under the mutex; null when absent.
   Waiter* take_waiter(pool::WaiterId id);
   std::unique_ptr<ServerConnection> take_held(pool::ConnId id);
-  static void close_socket(ServerConnection& conn);
   // Under the mutex: starts watching an idle connection (kWatchAfter).
   void watch(ServerConnection& conn);
   void on_idle_readable(pool::ConnId id, error_code ec);
@@ -102,6 +105,7 @@ class ServerPool : public std::enable_shared_from_this<ServerPool> {
   // Connections the pool holds: idle ones, and those being opened or pinged. A few dozen at
   // most, so a vector searched by pool_id beats a node-based map that allocates per hand-over.
   std::vector<std::unique_ptr<ServerConnection>> held_;
+  std::map<std::uint64_t, std::string> tls_;  // open TLS connections, held or lent, by server id
   // Sessions waiting, oldest first (the core serves them in that order, so the one it names is
   // nearly always at the front). Each lives in its acquire()'s coroutine frame.
   std::deque<Waiter*> waiters_;

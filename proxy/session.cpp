@@ -7,6 +7,7 @@
 #include "proxy/admin_session.hpp"
 #include "proxy/peer_writer.hpp"
 #include "proxy/read_buffer.hpp"
+#include "proxy/stream.hpp"
 #include "session/client_login.hpp"
 #include "session/client_parameters.hpp"
 #include "session/session_core.hpp"
@@ -62,14 +63,14 @@ class ClientSession {
         client_ready_(client_.get_executor()) {
     info_ = ctx_.clients.add(id_);
     error_code ec;
-    auto remote = client_.remote_endpoint(ec);
+    auto remote = client_.socket().remote_endpoint(ec);
     if (!ec) {
       info_->address = remote.address().to_string();
       info_->port = remote.port();
     }
     peer_ = info_->address + ":" + std::to_string(info_->port);
-    client_.set_option(tcp::no_delay(true), ec);
-    keepalive_of(*config_).apply(client_);
+    client_.socket().set_option(tcp::no_delay(true), ec);
+    keepalive_of(*config_).apply(client_.socket());
   }
 
   awaitable<void> run() {
@@ -78,8 +79,8 @@ class ClientSession {
     if (registered_) ctx_.cancels.remove_client(client_key_);
     ctx_.clients.remove(id_);
     error_code ignored;
-    client_.shutdown(tcp::socket::shutdown_both, ignored);
-    client_.close(ignored);
+    client_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    client_.socket().close(ignored);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     spdlog::info("[c{}] disconnect {}: {} (after {} ms)", id_, peer_,
                  reason_.empty() ? "unknown" : reason_, ms);
@@ -116,6 +117,9 @@ class ClientSession {
     settings.max_client_conn = static_cast<std::size_t>(config_->max_client_conn);
     settings.clients = ctx_.clients.size();
     settings.timeout = config_->client_login_timeout;
+    tls_ = ctx_.tls();
+    settings.tls_mode =
+        tls_ && tls_->for_clients ? config_->client_tls.mode : config::TlsMode::Disable;
     session::ClientLogin login(std::move(settings), Clock::now());
     asio::steady_timer timer(client_.get_executor(), login.deadline());
     auto outcome = co_await (read_login(login) || timer.async_wait(use_nothrow));
@@ -126,6 +130,7 @@ class ClientSession {
     using Status = session::ClientLogin::Status;
     switch (login.status()) {
       case Status::Reading:
+      case Status::StartTls:
       case Status::Failed:
         if (login.refused()) spdlog::warn("[c{}] {}", id_, login.reason());
         reason_ = login.reason();
@@ -143,7 +148,13 @@ class ClientSession {
   }
 
   awaitable<void> read_login(session::ClientLogin& login) {
-    while (login.status() == session::ClientLogin::Status::Reading) {
+    using Status = session::ClientLogin::Status;
+    while (true) {
+      if (login.status() == Status::StartTls) {
+        co_await start_tls(login);
+        continue;
+      }
+      if (login.status() != Status::Reading) co_return;
       if (client_bytes_.empty()) {
         auto [ec, n] =
             co_await client_.async_read_some(to_buffer(client_bytes_.space()), use_nothrow);
@@ -156,6 +167,23 @@ class ClientSession {
       client_bytes_.take(login.on_bytes(pending(), Clock::now()));
       co_await send_login_output(login);
     }
+  }
+
+  // The client asked for TLS (SSLRequest, answered 'S' already) or began a handshake at once.
+  awaitable<void> start_tls(session::ClientLogin& login) {
+    protocol::ByteView hello = login.direct_tls() ? pending() : protocol::ByteView{};
+    auto ec = co_await client_.accept_tls(tls_->for_clients, hello);
+    client_bytes_.take(hello.size());  // the handshake has them
+    if (ec) {
+      ++ctx_.client_tls_failures;
+      auto why = handshake_failure(ec, client_.ssl());
+      spdlog::warn("[c{}] TLS handshake with {} failed: {}", id_, peer_, why);
+      login.on_tls_failed(why);
+      co_return;
+    }
+    info_->tls = client_.tls_description();
+    login.on_tls_started(peer_common_name(client_.ssl()), negotiated_alpn(client_.ssl()),
+                         own_end_point(client_.ssl()));
   }
 
   awaitable<void> send_login_output(session::ClientLogin& login) {
@@ -234,7 +262,7 @@ class ClientSession {
     co_await carry_out();
     while (server_ && core_->holds_server()) {  // server_reset_query's answer
       auto* buffer = server_->read_buffer.get();
-      auto [ec, n] = co_await server_->socket.async_read_some(
+      auto [ec, n] = co_await server_->stream.async_read_some(
           asio::buffer(buffer, kServerReadBufferSize), use_nothrow);
       if (ec)
         core_->on_server_lost(read_error(ec, "server"), Clock::now());
@@ -285,7 +313,7 @@ class ClientSession {
       }
       // The connection's own buffer: this read is the only one on it while the session holds it.
       auto* buffer = server_->read_buffer.get();
-      auto [ec, n] = co_await server_->socket.async_read_some(
+      auto [ec, n] = co_await server_->stream.async_read_some(
           asio::buffer(buffer, kServerReadBufferSize), use_nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;  // the other reader ended first
@@ -357,7 +385,7 @@ class ClientSession {
       if (!to_server_.idle()) {
         if (!server_)
           to_server_.reset();  // its connection is gone: nobody to write to
-        else if (!co_await to_server_.drain(server_->socket))
+        else if (!co_await to_server_.drain(server_->stream))
           server_write_failed();
         continue;
       }
@@ -382,7 +410,7 @@ class ClientSession {
     if (!to_server.empty()) {
       if (!server_)
         to_server.clear();
-      else if (!to_server_.send_now(server_->socket, to_server) && to_server_.failed())
+      else if (!to_server_.send_now(server_->stream, to_server) && to_server_.failed())
         server_write_failed();
     }
     auto& to_client = core_->client_output();
@@ -396,7 +424,7 @@ class ClientSession {
   // The server reader finds out and reports it (on_server_lost): one path for every failure.
   void server_write_failed() {
     error_code ignored;
-    if (server_) server_->socket.shutdown(tcp::socket::shutdown_both, ignored);
+    if (server_) server_->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
   void client_write_failed() { core_->on_client_gone("client closed connection", Clock::now()); }
@@ -462,10 +490,11 @@ class ClientSession {
     pool_->release(std::move(server_), reusable);
   }
 
-  tcp::socket client_;
+  Stream client_;
   SessionContext& ctx_;
   std::uint64_t id_;
   std::shared_ptr<const config::Config> config_;
+  std::shared_ptr<const TlsContexts> tls_;  // as loaded when the client connected
   std::shared_ptr<ClientInfo> info_;
   std::string peer_;
   std::string reason_;       // why the session ended; the first reason wins

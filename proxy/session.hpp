@@ -15,6 +15,7 @@
 #include "proxy/client_registry.hpp"
 #include "proxy/net.hpp"
 #include "proxy/server_pool.hpp"
+#include "proxy/tls.hpp"
 
 namespace pglens::proxy {
 
@@ -46,6 +47,9 @@ struct SessionContext {
   prometheus::Histogram& pool_wait;  // every wait for a server connection
   analyzer::EventQueue* analysis;    // null when analysis is off
   AdminConsole& admin;
+  // The TLS contexts of the last (re)load; a session keeps the one it started with.
+  std::function<std::shared_ptr<const TlsContexts>()> tls;
+  std::atomic<std::uint64_t>& client_tls_failures;  // handshakes with clients that failed
 };
 
 // tcp_keepalive and its idle, interval and count, as configured.
