@@ -13,7 +13,13 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-15-hypopg pgbouncer
   python3-asyncpg python3-psycopg2 prometheus-pgbouncer-exporter
   prometheus curl python3-yaml iproute2
+  libpostgresql-jdbc-java
 )
+# Drivers the TLS tests run: a Java runtime for pgJDBC, node and npm for node-postgres (npm
+# fetches `pg` from its registry). Whatever provides the command already is kept.
+command -v java >/dev/null || packages+=(default-jre-headless)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -105,14 +105,6 @@ class Problems {
   int count_ = 0;
 };
 
-std::string write_temp_file(const std::string& suffix, const std::string& text) {
-  std::string tmpl = "/tmp/pglens-pooling-XXXXXX" + suffix;
-  int fd = ::mkstemps(tmpl.data(), static_cast<int>(suffix.size()));
-  ::close(fd);
-  std::ofstream(tmpl) << text;
-  return tmpl;
-}
-
 // A client speaking the protocol message by message, for what libpq 15 cannot send (Close of a
 // prepared statement is PQclosePrepared in libpq 17).
 class RawClient {

@@ -80,6 +80,14 @@ std::uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
+std::string write_temp_file(const std::string& suffix, const std::string& text) {
+  std::string tmpl = "/tmp/pglens-test-XXXXXX" + suffix;
+  int fd = ::mkstemps(tmpl.data(), static_cast<int>(suffix.size()));
+  ::close(fd);
+  std::ofstream(tmpl) << text;
+  return tmpl;
+}
+
 std::string pglens_bin() {
   return env_or("PGLENS_BIN", PGLENS_DEFAULT_BIN);
 }
@@ -319,12 +327,27 @@ std::string as_cluster_owner(const std::string& command) {
   return ::geteuid() == 0 ? "runuser -u postgres -- " + command : command;
 }
 
-OwnCluster::OwnCluster() {
+TestCertificates::TestCertificates() {
+  auto script =
+      (std::filesystem::path(__FILE__).parent_path() / "make_certs.sh").lexically_normal().string();
+  std::random_device rd;
+  dir_ = "/tmp/pglens-certs-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
+  auto r = run(script + " " + dir_);
+  if (r.status != 0) throw std::runtime_error("make_certs.sh failed: " + r.output);
+}
+
+TestCertificates::~TestCertificates() {
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+OwnCluster::OwnCluster(const std::string& tls_dir) {
   script_ =
       (std::filesystem::path(__FILE__).parent_path() / "pg_cluster.sh").lexically_normal().string();
   std::random_device rd;
   dir_ = "/tmp/pglens-own-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
-  auto r = run(script_ + " start " + dir_);
+  auto r = run((tls_dir.empty() ? "" : "PGLENS_PG_TLS_DIR=" + tls_dir + " ") + script_ + " start " +
+               dir_);
   if (r.status != 0) throw std::runtime_error("pg_cluster.sh start failed: " + r.output);
   std::ifstream env(dir_ + "/env");
   for (std::string line; std::getline(env, line);)

@@ -23,6 +23,8 @@ struct Cluster {
 };
 
 std::uint16_t free_port();
+// A new file under /tmp holding `text`; its path. The caller removes it.
+std::string write_temp_file(const std::string& suffix, const std::string& text);
 // The pglens binary the tests run: PGLENS_BIN, else the one this build made.
 std::string pglens_bin();
 
@@ -117,10 +119,26 @@ std::string pg_bindir();
 // Postgres refuses to run as root: the cluster's commands run as its owner.
 std::string as_cluster_owner(const std::string& command);
 
+// Certificates from tests/support/make_certs.sh in a fresh directory, removed on destruction.
+class TestCertificates {
+ public:
+  TestCertificates();  // throws std::runtime_error when openssl fails
+  ~TestCertificates();
+  TestCertificates(const TestCertificates&) = delete;
+  TestCertificates& operator=(const TestCertificates&) = delete;
+  const std::string& dir() const { return dir_; }
+  std::string operator()(const std::string& file) const { return dir_ + "/" + file; }
+
+ private:
+  std::string dir_;
+};
+
 // A cluster of a test's own (pg_cluster.sh), so stopping or restarting it disturbs no other test.
 class OwnCluster {
  public:
-  OwnCluster();  // throws std::runtime_error when it cannot start
+  // tls_dir: certificates from make_certs.sh; the cluster then has ssl = on and hostssl lines
+  // only. Throws std::runtime_error when it cannot start.
+  explicit OwnCluster(const std::string& tls_dir = {});
   ~OwnCluster();
   OwnCluster(const OwnCluster&) = delete;
   OwnCluster& operator=(const OwnCluster&) = delete;
