@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
                   "also run a pglens with --no-analysis, side by side [on]");
   proxy->add_flag("--direct,!--no-direct", px.direct,
                   "also run pgbench straight against the database (the vs-direct column) [on]");
+  proxy->add_flag("--tls", px.tls,
+                  "TLS on both sides: pgbench with sslmode=require to every target, the proxies "
+                  "to the server with TLS required (the server needs ssl = on) [off]");
   proxy->add_option("--json", px.json_path, "write the results as JSON to FILE");
   proxy->add_option("--svg", px.svg_path, "write a bar chart to FILE");
 

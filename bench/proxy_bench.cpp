@@ -255,7 +255,35 @@ Database open_database(const ProxyOptions& o, const Plan& plan) {
                      " connections; this run needs about " + std::to_string(needed) +
                      " (--clients " + std::to_string(max_clients) + ", plus the pools)");
   if (!d.password.empty()) d.pg_env.push_back("PGPASSWORD=" + d.password);
+  if (o.tls) {
+    if (std::string(PQgetvalue(d.control.query("SHOW ssl").get(), 0, 0)) != "on")
+      throw BenchError(
+          "--tls: the server behind --dsn has ssl = off; TLS on the server side "
+          "needs ssl = on and a certificate (postgresql.conf)");
+    d.pg_env.push_back("PGSSLMODE=require");  // pgbench to every target
+  }
   return d;
+}
+
+// A key and self-signed certificate for the proxies' client side (--tls): pgbench checks none
+// (sslmode=require), the cost of the encryption is the same. Readable by PgBouncer's user.
+struct ProxyCertificate {
+  std::string key, cert;
+};
+ProxyCertificate make_proxy_certificate(const std::string& dir) {
+  ProxyCertificate c{dir + "/proxy.key", dir + "/proxy.crt"};
+  std::string log = dir + "/openssl.log";
+  std::string program = find_program("openssl", {"/usr/bin"});
+  if (program.empty()) throw BenchError("--tls: openssl not found (Debian package openssl)");
+  Child openssl({program, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                 "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+                 c.key, "-out", c.cert},
+                log);
+  if (openssl.wait(60) != 0)
+    throw BenchError("--tls: openssl could not make a certificate: " + read_file_tail(log, 1000));
+  chmod(c.key.c_str(), 0644);
+  chmod(c.cert.c_str(), 0644);
+  return c;
 }
 
 // Scratch directory: logs, PgBouncer's ini and userlist (readable by the user it runs as);
@@ -315,7 +343,8 @@ struct Targets {
 
 // Starts PgBouncer on a free port in transaction mode, with the same pool size as pglens.
 void start_pgbouncer(Targets& targets, const std::string& pgbouncer, const Database& db,
-                     int pool_size, int max_clients, const std::string& dir) {
+                     int pool_size, int max_clients, const std::string& dir,
+                     const std::optional<ProxyCertificate>& tls) {
   targets.pgbouncer_version = first_line(command_output(pgbouncer + " --version 2>&1"));
   int port = free_port();
   std::string ini = dir + "/pgbouncer.ini", userlist = dir + "/userlist.txt";
@@ -343,7 +372,11 @@ void start_pgbouncer(Targets& targets, const std::string& pgbouncer, const Datab
                       "\n"
                       "ignore_startup_parameters = extra_float_digits\n"
                       "log_connections = 0\n"
-                      "log_disconnections = 0\n");
+                      "log_disconnections = 0\n" +
+                      (tls ? "client_tls_sslmode = require\nclient_tls_key_file = " + tls->key +
+                                 "\nclient_tls_cert_file = " + tls->cert +
+                                 "\nserver_tls_sslmode = require\n"
+                           : std::string()));
   chmod(ini.c_str(), 0644);
   chmod(userlist.c_str(), 0644);
   // PgBouncer refuses to run as root: as root, the child switches to postgres (or nobody).
@@ -364,7 +397,8 @@ struct PglensInstance {
 
 // Starts a pglens on a free port, pooling in transaction mode like PgBouncer.
 void start_pglens(Targets& targets, const PglensInstance& p, const ProxyOptions& o,
-                  const Database& db, const std::string& dir) {
+                  const Database& db, const std::string& dir,
+                  const std::optional<ProxyCertificate>& tls) {
   std::string upstream = "postgresql://" + percent_encode(db.user) +
                          (db.password.empty() ? "" : ":" + percent_encode(db.password)) + "@" +
                          db.host + ":" + std::to_string(db.port);
@@ -385,6 +419,10 @@ void start_pglens(Targets& targets, const PglensInstance& p, const ProxyOptions&
   if (o.pglens_threads > 0)
     args.insert(args.end(), {"--threads", std::to_string(o.pglens_threads)});
   if (!p.analysis) args.push_back("--no-analysis");
+  if (tls)
+    args.insert(args.end(),
+                {"--client-tls-sslmode", "require", "--client-tls-key-file", tls->key,
+                 "--client-tls-cert-file", tls->cert, "--server-tls-sslmode", "require"});
   // The analyzing one opens its admin console to the bench, which checks afterwards that
   // analysis kept up: every statement pgbench ran through it, counted by its fingerprint.
   // (The --baseline pglens is started the same way, so that it does the same work.)
@@ -400,16 +438,18 @@ void start_pglens(Targets& targets, const PglensInstance& p, const ProxyOptions&
 Targets start_targets(const ProxyOptions& o, const Plan& plan, const Database& db,
                       const std::string& dir) {
   Targets targets;
+  std::optional<ProxyCertificate> tls;
+  if (o.tls) tls = make_proxy_certificate(dir);
   if (o.direct) targets.list.push_back({"direct", "direct", db.host, db.port, nullptr, "", ""});
   if (!plan.pgbouncer.empty())
-    start_pgbouncer(targets, plan.pgbouncer, db, o.pool_size, plan.max_clients(), dir);
-  start_pglens(targets, {plan.pglens, "pglens", "pglens", true}, o, db, dir);
+    start_pgbouncer(targets, plan.pgbouncer, db, o.pool_size, plan.max_clients(), dir, tls);
+  start_pglens(targets, {plan.pglens, "pglens", "pglens", true}, o, db, dir, tls);
   if (o.analysis_compare)
     start_pglens(targets, {plan.pglens, "pglens-noanalysis", "pglens --no-analysis", false}, o, db,
-                 dir);
+                 dir, tls);
   if (!plan.baseline.empty())
-    start_pglens(targets, {plan.baseline, "pglens-baseline", "pglens (baseline)", true}, o, db,
-                 dir);
+    start_pglens(targets, {plan.baseline, "pglens-baseline", "pglens (baseline)", true}, o, db, dir,
+                 tls);
   for (const auto& t : targets.list)
     if (t.process) wait_ready(t, db.name, db.user, db.password);
   return targets;
@@ -858,7 +898,11 @@ std::string report_text(const ProxyOptions& o, const Plan& plan, const Database&
       << o.pool_size << " in transaction mode, " << o.seconds << " s per run, " << o.rounds
       << (o.rounds == 1 ? " round" : " rounds") << ", pgbench -j "
       << (o.jobs > 0 ? std::to_string(o.jobs) + " (prepared: one per client)" : "one per client")
-      << ", targets interleaved; tps = median over rounds\n";
+      << ", targets interleaved; tps = median over rounds"
+      << (o.tls
+              ? "; TLS on both sides (pgbench sslmode=require, proxies to the server TLS required)"
+              : "")
+      << "\n";
   out << (o.direct ? "direct: " : "database (not run direct): ") << redact_dsn(o.dsn)
       << "   pglens: " << plan.pglens;
   out << "   PgBouncer: "
@@ -915,6 +959,7 @@ void write_json(const std::string& path, const ProxyOptions& o, const Plan& plan
       {"seconds", o.seconds},
       {"rounds", o.rounds},
       {"direct", o.direct},
+      {"tls", o.tls},
       {"jobs", o.jobs},  // 0: one per client
       {"scale", db.scale},
       {"modes", plan.modes},

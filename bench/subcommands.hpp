@@ -46,6 +46,9 @@ struct ProxyOptions {
   int jobs = 0;            // pgbench -j; 0: one thread per client
   bool analysis_compare = true;
   bool direct = true;  // also run pgbench straight against the database
+  // TLS on both sides: pgbench to each target with sslmode=require, the proxies to the server
+  // with TLS required (the server must have ssl = on).
+  bool tls = false;
   std::string json_path, svg_path;
 };
 int run_proxy(const ProxyOptions& o);
