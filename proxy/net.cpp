@@ -5,6 +5,11 @@
 
 namespace pglens::proxy {
 
+std::string read_error(const error_code& ec, std::string_view who) {
+  return ec == asio::error::eof ? std::string(who) + " closed connection"
+                                : std::string(who) + " read error: " + ec.message();
+}
+
 void KeepAlive::apply(tcp::socket& socket) const {
   error_code ignored;
   socket.set_option(asio::socket_base::keep_alive(on), ignored);

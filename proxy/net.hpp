@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "protocol/decoder.hpp"
@@ -20,6 +21,13 @@ using boost::system::error_code;
 // Expected failures (EOF, reset, cancellation) come back as values, not exceptions.
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
+
+inline asio::mutable_buffer to_buffer(std::span<std::uint8_t> s) {
+  return {s.data(), s.size()};
+}
+
+// "client closed connection" for EOF, else "client read error: <why>" (who: "client", "server").
+std::string read_error(const error_code& ec, std::string_view who);
 
 // TCP keepalive as configured (tcp_keepalive, tcp_keepidle, tcp_keepintvl, tcp_keepcnt).
 struct KeepAlive {

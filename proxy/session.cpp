@@ -5,10 +5,10 @@
 #include "analyzer/syntax_check.hpp"
 #include "proxy/admin_console.hpp"
 #include "proxy/admin_session.hpp"
+#include "proxy/client_login_io.hpp"
 #include "proxy/peer_writer.hpp"
 #include "proxy/read_buffer.hpp"
 #include "proxy/stream.hpp"
-#include "session/client_login.hpp"
 #include "session/client_parameters.hpp"
 #include "session/session_core.hpp"
 
@@ -39,15 +39,6 @@ std::int64_t wall_clock_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-asio::mutable_buffer to_buffer(std::span<std::uint8_t> s) {
-  return {s.data(), s.size()};
-}
-
-std::string read_error(const error_code& ec, std::string_view who) {
-  return ec == asio::error::eof ? std::string(who) + " closed connection"
-                                : std::string(who) + " read error: " + ec.message();
 }
 
 class ClientSession {
@@ -87,125 +78,26 @@ class ClientSession {
   }
 
  private:
-  // ---- login: carries out a ClientLogin ----
-
-  // A logged-in client: the admin console, or a session with what its startup packet asked.
-  struct LoggedIn {
-    bool admin = false;
-    protocol::StartupPacket startup;
-  };
-
   awaitable<void> serve() {
     // The login's state lives in log_in()'s frame, gone before the session starts: what an idle
     // client costs is the session's alone.
-    auto in = co_await log_in();
-    if (!in) co_return;
-    if (in->admin) {
+    auto in = co_await log_in({client_, client_bytes_, *info_, id_, peer_}, ctx_, *config_);
+    tls_ = std::move(in.tls);
+    if (!in.startup) {
+      reason_ = std::move(in.reason);
+      co_return;
+    }
+    if (in.admin) {
       spdlog::info("[c{}] admin console login {} user={}", id_, peer_, info_->user);
       info_->state = ClientState::Idle;
       reason_ = co_await serve_admin(client_, ctx_.admin, pending());
       co_return;
     }
-    co_await serve_session(in->startup);
-  }
-
-  awaitable<std::optional<LoggedIn>> log_in() {
-    session::LoginSettings settings;
-    settings.auth_type = config_->auth_type;
-    settings.userlist = config_->userlist;
-    settings.admin_users = config_->admin_users;
-    settings.max_client_conn = static_cast<std::size_t>(config_->max_client_conn);
-    settings.clients = ctx_.clients.size();
-    settings.timeout = config_->client_login_timeout;
-    tls_ = ctx_.tls();
-    settings.tls_mode =
-        tls_ && tls_->for_clients ? config_->client_tls.mode : config::TlsMode::Disable;
-    session::ClientLogin login(std::move(settings), Clock::now());
-    asio::steady_timer timer(client_.get_executor(), login.deadline());
-    auto outcome = co_await (read_login(login) || timer.async_wait(use_nothrow));
-    if (outcome.index() == 1) {
-      login.on_timer(Clock::now());
-      co_await send_login_output(login);
-    }
-    using Status = session::ClientLogin::Status;
-    switch (login.status()) {
-      case Status::Reading:
-      case Status::StartTls:
-      case Status::Failed:
-        if (login.refused()) spdlog::warn("[c{}] {}", id_, login.reason());
-        reason_ = login.reason();
-        co_return std::nullopt;
-      case Status::Cancel:
-        co_await forward_cancel(login.cancel_key());
-        co_return std::nullopt;
-      case Status::Authenticated:
-        break;
-    }
-    info_->user = login.user();
-    info_->database = login.database();
-    info_->application_name = login.startup().param("application_name");
-    co_return LoggedIn{login.admin(), login.startup()};
-  }
-
-  awaitable<void> read_login(session::ClientLogin& login) {
-    using Status = session::ClientLogin::Status;
-    while (true) {
-      if (login.status() == Status::StartTls) {
-        co_await start_tls(login);
-        continue;
-      }
-      if (login.status() != Status::Reading) co_return;
-      if (client_bytes_.empty()) {
-        auto [ec, n] =
-            co_await client_.async_read_some(to_buffer(client_bytes_.space()), use_nothrow);
-        if (ec) {
-          if (ec != asio::error::operation_aborted) login.on_client_gone(read_error(ec, "client"));
-          co_return;
-        }
-        client_bytes_.filled(n);
-      }
-      client_bytes_.take(login.on_bytes(pending(), Clock::now()));
-      co_await send_login_output(login);
-    }
-  }
-
-  // The client asked for TLS (SSLRequest, answered 'S' already) or began a handshake at once.
-  awaitable<void> start_tls(session::ClientLogin& login) {
-    protocol::ByteView hello = login.direct_tls() ? pending() : protocol::ByteView{};
-    auto ec = co_await client_.accept_tls(tls_->for_clients, hello);
-    client_bytes_.take(hello.size());  // the handshake has them
-    if (ec) {
-      ++ctx_.client_tls_failures;
-      auto why = handshake_failure(ec, client_.ssl());
-      spdlog::warn("[c{}] TLS handshake with {} failed: {}", id_, peer_, why);
-      login.on_tls_failed(why);
-      co_return;
-    }
-    info_->tls = client_.tls_description();
-    login.on_tls_started(peer_common_name(client_.ssl()), negotiated_alpn(client_.ssl()),
-                         own_end_point(client_.ssl()));
-  }
-
-  awaitable<void> send_login_output(session::ClientLogin& login) {
-    auto& out = login.output();
-    if (out.empty()) co_return;
-    bool sent = co_await write_all(client_, out);
-    out.clear();
-    if (!sent) login.on_client_gone("client closed connection");
+    co_await serve_session(*in.startup);
   }
 
   // Bytes read from the client and not taken yet.
   protocol::ByteView pending() const { return client_bytes_.pending(); }
-
-  awaitable<void> forward_cancel(protocol::BackendKeyData key) {
-    auto target = ctx_.cancels.find(key);
-    if (!target) {
-      reason_ = "cancel request for an unknown or idle client";
-      co_return;
-    }
-    co_await send_cancel(target->endpoint, target->server_key);
-    reason_ = "cancel request forwarded";
-  }
 
   // ---- the session: carries out a SessionCore ----
 
