@@ -16,6 +16,9 @@ namespace pglens::analyzer {
 struct SessionInfo {
   std::uint64_t session_id = 0;
   std::string database, user, application_name, client_address;
+  // The driver, where its startup packet tells (pgJDBC sends DateStyle and extra_float_digits
+  // and, by default, no application_name); "" when it does not.
+  std::string driver{};
 };
 
 // Who ran a statement, as the statistics and the rules key it, hashed once per session (by the
@@ -31,13 +34,18 @@ struct Identity {
 // Bounds on what an event carries, so a huge Bind or result never grows the queue.
 inline constexpr std::size_t kMaxParameters = 32;
 inline constexpr std::size_t kMaxParameterBytes = 128;
-inline constexpr std::size_t kSampleRows = 20;
+// Rows whose values are kept: enough for a page of parents an ORM loops over.
+inline constexpr std::size_t kSampleRows = 64;
 inline constexpr std::size_t kSampleColumns = 8;
 
 struct ExecutionEvent {
   std::shared_ptr<const SessionInfo> session;
   Identity identity;              // of `session`: set by the EventReader (see identity_of)
   std::uint64_t transaction = 0;  // proxy-side transaction number within the session
+  // The client request (a Query, or the Executes up to a Sync) it came in, numbered within the
+  // session: statements with one number reached the server in one round trip (a multi-statement
+  // query, a pipeline, a driver's batch).
+  std::uint64_t request = 0;
   std::shared_ptr<const std::string>
       sql;  // the text as sent; a simple query may hold several statements
   std::uint32_t statement_index = 0;  // which statement of `sql` this was
@@ -59,7 +67,7 @@ struct ExecutionEvent {
   // again (only their encoding travels to the analyzer, EventBatch), so the steady state
   // allocates nothing per statement. session and sql are left for whoever fills it.
   void clear_keeping_capacity() {
-    transaction = 0;
+    transaction = request = 0;
     statement_index = 0;
     extended = pipelined = false;
     parameters.clear();

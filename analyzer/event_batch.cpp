@@ -24,7 +24,7 @@ enum Flags : std::uint8_t {
 // text (unless shared), each parameter (i32 length, -1 for NULL, then its bytes) or the captured
 // Bind values, each column name (u32 length, bytes), the result sample (u64 each), the SQLSTATE.
 struct StatementHeader {
-  std::uint64_t session_id, transaction, rows;
+  std::uint64_t session_id, transaction, request, rows;
   std::int64_t pool_wait_ns, latency_ns, finished_ns;
   std::uint32_t payload_size, statement_index, text_size, parameters, bind_values_size, columns,
       sample;
@@ -79,6 +79,7 @@ void EventBatch::add(std::uint64_t session_id, const ExecutionEvent& event,
   StatementHeader h{};
   h.session_id = session_id;
   h.transaction = event.transaction;
+  h.request = event.request;
   h.rows = event.rows;
   h.pool_wait_ns = event.pool_wait.count();
   h.latency_ns = event.latency.count();
@@ -201,6 +202,7 @@ bool EventReader::next(Cursor& c) {
       e.identity = found != sessions_.end() ? found->second.identity : Identity{};
     }
     e.transaction = h.transaction;
+    e.request = h.request;
     e.statement_index = h.statement_index;
     e.extended = (h.flags & kExtended) != 0;
     e.pipelined = (h.flags & kPipelined) != 0;

@@ -28,7 +28,20 @@ void ExecutionTracker::on_parse(protocol::ByteView body) {
   if (in.failed()) return;
   auto& text = statement(name);
   // Drivers re-Parse the unnamed statement with the same text again and again: keep the text.
-  if (!text || *text != query) text = std::make_shared<const std::string>(query);
+  if (!text || *text != query) {
+    text = std::make_shared<const std::string>(query);
+    if (!statement_columns_.empty()) statement_columns_.erase(std::string(name));
+  }
+}
+
+std::uint64_t ExecutionTracker::on_describe(protocol::ByteView body) {
+  protocol::Reader in(body);
+  auto target = in.u8();
+  auto name = in.cstring();
+  if (in.failed() || target != 'S' || find_statement(name) == nullptr) return 0;
+  if (describes_.size() >= 64) describes_.erase(describes_.begin());  // never answered
+  describes_.push_back({next_tag_++, std::string(name)});
+  return describes_.back().tag;
 }
 
 void ExecutionTracker::on_bind(protocol::ByteView body) {
@@ -41,6 +54,12 @@ void ExecutionTracker::on_bind(protocol::ByteView body) {
   Portal& p = portal(portal_name);
   auto* text = find_statement(statement_name);
   p.sql = text ? *text : nullptr;
+  if (statement_columns_.empty()) {
+    p.described.reset();
+  } else {
+    auto found = statement_columns_.find(statement_name);
+    p.described = found != statement_columns_.end() ? found->second : nullptr;
+  }
   analyzer::capture_bind_values(in.rest(), p.bind_values);
 }
 
@@ -48,6 +67,7 @@ void ExecutionTracker::on_close(protocol::ByteView body) {
   auto close = protocol::Close::decode(body);
   if (!close) return;
   if (close->target == 'S') {
+    statement_columns_.erase(close->name);
     if (close->name.empty())
       unnamed_statement_.reset();
     else
@@ -91,8 +111,10 @@ ExecutionTracker::Execution& ExecutionTracker::start(std::shared_ptr<const std::
   e.started = now;
   e.sampled_rows = 0;
   e.bind_values.clear();
+  e.described.reset();
   e.event.clear_keeping_capacity();
   e.event.transaction = transaction_;
+  e.event.request = request_;
   e.event.sql = std::move(sql);
   e.event.pool_wait = std::exchange(pool_wait_, std::chrono::nanoseconds(0));
   return e;
@@ -106,6 +128,7 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
   if (p == nullptr || !p->sql) return 0;
   Execution& e = start(p->sql, now);
   e.event.extended = true;
+  e.described = p->described;
   // A portal suspended by a row limit is executed again for its next rows: it keeps its values.
   // One run to completion has no more rows to give, so they move (a repeated Execute of it, which
   // returns nothing, is recorded without them).
@@ -129,6 +152,7 @@ std::uint64_t ExecutionTracker::on_execute(protocol::ByteView body, Clock::time_
 std::uint64_t ExecutionTracker::on_query(protocol::ByteView body, Clock::time_point now) {
   auto text = protocol::as_chars(body.empty() ? body : body.first(body.size() - 1));
   Execution& e = start(nullptr, now);
+  ++request_;  // a Query is a request of its own
   // A long text travels to the analyzer by reference: one of its own, not kept by the slot.
   if (text.size() > analyzer::EventBatch::kMaxCopiedText) {
     e.event.sql = std::make_shared<const std::string>(text);
@@ -198,6 +222,7 @@ void ExecutionTracker::retire(Execution& e) {
 
 void ExecutionTracker::on_sync() {
   executes_since_sync_ = 0;
+  ++request_;
 }
 
 void ExecutionTracker::on_ready(char status) {
@@ -205,8 +230,10 @@ void ExecutionTracker::on_ready(char status) {
 }
 
 void ExecutionTracker::on_skipped(const std::vector<std::uint64_t>& tags) {
-  for (auto t : tags)
+  for (auto t : tags) {
     if (auto* e = find(t)) retire(*e);
+    std::erase_if(describes_, [t](const PendingDescribe& d) { return d.tag == t; });
+  }
 }
 
 void ExecutionTracker::finish(Execution& e, Clock::time_point now) {
@@ -217,6 +244,23 @@ void ExecutionTracker::finish(Execution& e, Clock::time_point now) {
 void ExecutionTracker::on_response(const protocol::Frame& frame,
                                    const RequestLedger::Outcome& outcome, Clock::time_point now) {
   if (outcome.tag == 0) return;
+  if (outcome.request == 'D') {
+    auto d = std::find_if(describes_.begin(), describes_.end(),
+                          [&](const PendingDescribe& p) { return p.tag == outcome.tag; });
+    if (d == describes_.end() || frame.kind != protocol::FrameKind::Message) return;
+    if (frame.type == 'T') {
+      protocol::Reader in(frame.data);
+      auto n = std::min<std::size_t>(in.count16(19), analyzer::kSampleColumns);
+      auto columns = std::make_shared<std::vector<std::string>>();
+      for (std::size_t i = 0; i < n && !in.failed(); ++i) {
+        columns->emplace_back(in.cstring());
+        in.bytes(18);
+      }
+      if (!in.failed()) statement_columns_[d->statement] = std::move(columns);
+    }
+    if (frame.type == 'T' || frame.type == 'n') describes_.erase(d);
+    return;
+  }
   Execution* found = find(outcome.tag);
   if (found == nullptr) return;
   Execution& e = *found;
@@ -239,6 +283,9 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
       break;
     }
     case 'D': {  // DataRow: hash the first rows' values
+      // No RowDescription came for it: the statement's, from its Describe.
+      if (e.event.columns.empty() && e.described && e.sampled_rows == 0)
+        e.event.columns.assign(e.described->begin(), e.described->end());
       if (e.sampled_rows >= analyzer::kSampleRows || e.event.columns.empty()) break;
       protocol::Reader in(frame.data);
       auto n = in.count16(4);

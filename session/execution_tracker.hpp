@@ -34,6 +34,10 @@ class ExecutionTracker {
   void on_parse(protocol::ByteView body);
   void on_bind(protocol::ByteView body);
   void on_close(protocol::ByteView body);
+  // A Describe of a prepared statement: its RowDescription names the columns of every later
+  // Execute of it, which drivers with statement caches (asyncpg, pgJDBC, psycopg 3) run without
+  // one. Returns the tag for the ledger (0: not watched).
+  std::uint64_t on_describe(protocol::ByteView body);
   // Each returns the tag to record with the request in the RequestLedger.
   std::uint64_t on_execute(protocol::ByteView body, Clock::time_point now);
   std::uint64_t on_query(protocol::ByteView body, Clock::time_point now);
@@ -54,8 +58,10 @@ class ExecutionTracker {
   void add_pool_wait(std::chrono::nanoseconds waited) { pool_wait_ += waited; }
 
  private:
+  using Columns = std::shared_ptr<const std::vector<std::string>>;
   struct Portal {
     std::shared_ptr<const std::string> sql;
+    Columns described;        // its statement's columns, from a Describe
     std::string bind_values;  // as analyzer::capture_bind_values kept them
   };
   // A statement sent and not yet answered. The slots are reused: an event's buffers stay with
@@ -68,6 +74,7 @@ class ExecutionTracker {
     std::shared_ptr<std::string> query_text;
     Clock::time_point started;
     std::size_t sampled_rows = 0;
+    Columns described;
     std::string bind_values;  // its portal's: the analyzer decodes them into event.parameters
   };
   // A slot for a new statement of `sql`, blank but for what start() sets.
@@ -98,6 +105,12 @@ class ExecutionTracker {
   std::shared_ptr<const std::string>& statement(std::string_view name);
   Portal& portal(std::string_view name);
   ByName<std::shared_ptr<const std::string>> statements_;
+  ByName<Columns> statement_columns_;  // from Describe; "" is the unnamed statement
+  struct PendingDescribe {
+    std::uint64_t tag;
+    std::string statement;
+  };
+  std::vector<PendingDescribe> describes_;  // sent, not answered yet (a few at most)
   ByName<Portal> portals_;
   std::shared_ptr<const std::string> unnamed_statement_;
   Portal unnamed_portal_;
@@ -109,6 +122,7 @@ class ExecutionTracker {
   std::size_t first_ = 0, end_ = 0;
   std::uint64_t next_tag_ = 1;
   std::uint64_t transaction_ = 1;
+  std::uint64_t request_ = 1;  // the client request being read (ExecutionEvent::request)
   // Executes since the last Sync, and the first of them: the one to mark pipelined when a second
   // comes (the later ones are marked as they come).
   std::size_t executes_since_sync_ = 0;

@@ -182,7 +182,8 @@ class SessionCore {
   bool rewrite_parse(protocol::ByteView body);  // false: forward it as it is
   void prepare_on_server(const std::string& name, const std::string& query,
                          const std::vector<std::uint32_t>& types, RequestLedger::Handling handling);
-  void rewrite_with_statement(const protocol::Frame& f, protocol::ByteView raw, bool is_bind);
+  void rewrite_with_statement(const protocol::Frame& f, protocol::ByteView raw, bool is_bind,
+                              std::uint64_t tag = 0);
   void rewrite_close(const protocol::Frame& f, protocol::ByteView raw);
   void rewrite_query(const protocol::Frame& f, protocol::ByteView raw, std::uint64_t tag);
 

@@ -183,7 +183,7 @@ bool SessionCore::route(const protocol::Frame& f, ByteView raw) {
       rewrite_with_statement(f, raw, true);
       break;
     case 'D':
-      rewrite_with_statement(f, raw, false);
+      rewrite_with_statement(f, raw, false, tag);
       break;
     case 'C':
       rewrite_close(f, raw);
@@ -272,6 +272,8 @@ std::uint64_t SessionCore::track_request(const protocol::Frame& f) {
     case 'C':
       tracker_->on_close(f.data);
       return 0;
+    case 'D':
+      return tracker_->on_describe(f.data);
     case 'S':
       tracker_->on_sync();
       return 0;
@@ -319,7 +321,8 @@ void SessionCore::prepare_on_server(const std::string& name, const std::string& 
 
 // Bind and Describe name a statement: the client's name becomes the server-side one, prepared
 // first if the server this client has now does not have it.
-void SessionCore::rewrite_with_statement(const protocol::Frame& f, ByteView raw, bool is_bind) {
+void SessionCore::rewrite_with_statement(const protocol::Frame& f, ByteView raw, bool is_bind,
+                                         std::uint64_t tag) {
   protocol::Reader in(f.data);
   std::string_view portal;
   char target = 'S';
@@ -334,14 +337,14 @@ void SessionCore::rewrite_with_statement(const protocol::Frame& f, ByteView raw,
     if (it != client_statements_.end()) known = &it->second;
   }
   if (known == nullptr) {  // unnamed, a portal, unknown or malformed: the server decides
-    ledger_.push(f.type);
+    ledger_.push(f.type, Handling::Pass, {}, tag);
     forward(to_server_, f, raw);
     return;
   }
   if (!server_->statements.touch(known->server_name))
     prepare_on_server(known->server_name, known->query, known->param_types, Handling::Skip);
   if (is_bind && state_left_.empty()) state_left_ = known->state_left;
-  ledger_.push(f.type);
+  ledger_.push(f.type, Handling::Pass, {}, tag);
   // The same message with the server-side name.
   auto rest = in.rest();
   const auto& name = known->server_name;

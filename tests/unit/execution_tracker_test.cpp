@@ -473,6 +473,64 @@ TEST_F(TrackerTest, ASimpleQueryReportsEachOfItsStatements) {
   EXPECT_EQ(tracker.in_flight(), 0u);
 }
 
+// asyncpg, pgJDBC and psycopg 3 describe a prepared statement once and then execute it without
+// a RowDescription: the statement's columns name the rows of every later Execute.
+TEST_F(TrackerTest, ADescribedStatementNamesTheColumnsOfLaterExecutes) {
+  tracker.on_parse(encoded_body(pp::Parse{"s1", "SELECT id FROM customers", {}}));
+  ledger.push('P');
+  auto describe = encoded_body(pp::Describe{'S', "s1"});
+  ledger.push('D', RequestLedger::Handling::Pass, {}, tracker.on_describe(describe));
+  tracker.on_sync();
+  ledger.push('S');
+  receive('1');
+  receive('t');
+  receive_column("id");
+  receive('Z', {'I'});
+  for (int round = 0; round < 2; ++round) {
+    pp::Bind bind;
+    bind.statement = "s1";
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+    tracker.on_sync();
+    ledger.push('S');
+    receive('2');
+    receive_row("7");
+    receive_row("8");
+    complete("SELECT 2");
+    receive('Z', {'I'});
+  }
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.columns, std::vector<std::string>{"id"});
+    EXPECT_EQ(e.result_sample.size(), 2u);
+  }
+  // Requests are numbered: each Sync ends one.
+  EXPECT_NE(events[0].request, events[1].request);
+}
+
+TEST_F(TrackerTest, APipelineIsOneRequestAndEachQueryIsItsOwn) {
+  send_pipeline("INSERT INTO t VALUES ($1)", {"1", "2", "3"});
+  receive('1');
+  for (int i = 0; i < 3; ++i) {
+    receive('2');
+    complete("INSERT 0 1");
+  }
+  receive('Z', {'I'});
+  ledger.push(
+      'Q', RequestLedger::Handling::Pass, {},
+      tracker.on_query(
+          encoded_body(pp::Query{"INSERT INTO t VALUES (4); INSERT INTO t VALUES (5)"}), now));
+  complete("INSERT 0 1");
+  complete("INSERT 0 1");
+  receive('Z', {'I'});
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].request, events[2].request);
+  EXPECT_EQ(events[3].request, events[4].request);  // one Query, two statements
+  EXPECT_NE(events[2].request, events[3].request);
+}
+
 TEST_F(TrackerTest, AStatementNeverAnsweredIsDroppedOnceNothingIsOutstanding) {
   // An Execute the ledger never hears back about (its answer was settled some other way) would
   // keep every later statement in memory behind it.
