@@ -131,6 +131,8 @@ class ClientSession {
       who->user = info_->user;
       who->application_name = info_->application_name;
       who->client_address = info_->address;
+      if (!startup.param("DateStyle").empty() && !startup.param("extra_float_digits").empty())
+        who->driver = "pgjdbc";
       tracker = std::make_unique<session::ExecutionTracker>(std::move(who), *ctx_.analysis);
     }
     pool_ = ctx_.pool_for(PoolKey{info_->database, info_->user}, route, *config_);

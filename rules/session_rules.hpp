@@ -37,12 +37,14 @@ class NPlusOneRule {
   struct Parent {
     std::string fingerprint, normalized;
     std::vector<std::string> columns;
-    std::unordered_map<std::uint64_t, std::size_t> value_column;  // value hash → column index
-    std::uint64_t rows = 0;
+    // value hash → the columns (bit i: column i) whose sampled values it is
+    std::unordered_map<std::uint64_t, std::uint32_t> value_columns;
+    std::uint64_t rows = 0, sampled_rows = 0;
   };
   struct Run {
     std::uint64_t fingerprint = 0;
     std::string fingerprint_hex, normalized;
+    bool extended = false;
     std::shared_ptr<const Parent> parent;
     int executions = 0, linked = 0;
     std::set<std::uint64_t> values;  // distinct parameter values
@@ -76,8 +78,10 @@ class RowByRowRule {
     std::uint64_t fingerprint = 0;
     std::string fingerprint_hex, normalized, table;
     int statements = 0, pipelined = 0;
+    bool extended = false;
     std::size_t columns = 0;
     std::set<std::uint64_t> transactions;
+    std::set<std::uint64_t> requests;  // client round trips (ExecutionEvent::request)
     std::chrono::nanoseconds total{0};
   };
   struct Session {

@@ -32,6 +32,8 @@ class Script {
     e.sql = std::make_shared<const std::string>(sql);
     e.extended = !params.empty();
     e.pipelined = pipelined;
+    if (!pipelined) ++request_;  // a pipeline goes in one round trip
+    e.request = request_;
     for (auto& p : params) e.parameters.emplace_back(p);
     e.columns = columns;
     e.rows = rows.size();
@@ -63,7 +65,7 @@ class Script {
   NPlusOneRule n_plus_one_;
   RowByRowRule row_by_row_;
   std::shared_ptr<analyzer::SessionInfo> who_;
-  std::uint64_t transaction_ = 1;
+  std::uint64_t transaction_ = 1, request_ = 1;
   bool in_transaction_ = false;
   SteadyClock::time_point now_ = SteadyClock::now();
 };
@@ -103,6 +105,66 @@ TEST(NPlusOne, SimpleProtocolLiteralsLinkToo) {
   auto findings = s.finish();
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_EQ(findings[0].details["parent_column"], "id");
+}
+
+TEST(NPlusOne, BinaryParametersLinkToBinaryResults) {
+  // asyncpg binds and reads int4 in binary: the event shows the parameter as \x and hex, the
+  // result sample hashed the four bytes.
+  auto int4 = [](int v) {
+    return std::string{'\0', '\0', static_cast<char>(v >> 8), static_cast<char>(v & 255)};
+  };
+  char hex[16];
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 1; i <= 6; ++i) rows.push_back({int4(300 + i), "name"});
+  Script s;
+  s.run("SELECT id, name FROM customers", {}, {"id", "name"}, rows);
+  for (int i = 1; i <= 6; ++i) {
+    std::snprintf(hex, sizeof hex, "\\x0000%04x", 300 + i);
+    s.run("SELECT id, total FROM orders WHERE customer_id = $1", {hex});
+  }
+  auto findings = s.finish();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].details["parent_column"], "id");
+  EXPECT_EQ(findings[0].details["direction"], "one-to-many");
+}
+
+TEST(NPlusOne, AValueInTwoColumnsIsTakenFromTheOneNamingTheChild) {
+  // Small serial keys: orders.id and orders.customer_id both hold 1..6. The loop looks customers
+  // up by key (order.customer), so the value came from customer_id.
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 1; i <= 6; ++i) rows.push_back({std::to_string(i), std::to_string(i)});
+  Script s;
+  s.run("SELECT \"orders\".\"id\", \"orders\".\"customer_id\" FROM \"orders\"", {},
+        {"id", "customer_id"}, rows);
+  for (int i = 1; i <= 6; ++i)
+    s.run(
+        "SELECT \"customers\".\"id\", \"customers\".\"name\" FROM \"customers\" WHERE "
+        "\"customers\".\"id\" = " +
+        std::to_string(i) + " LIMIT 21");
+  auto findings = s.finish();
+  ASSERT_EQ(findings.size(), 1u);
+  const auto& f = findings[0];
+  EXPECT_EQ(f.details["parent_column"], "customer_id");
+  EXPECT_EQ(f.details["direction"], "many-to-one");
+  EXPECT_EQ(f.details["client"], "django");
+  EXPECT_NE(f.advice.find("select_related(\"customer\")"), std::string::npos) << f.advice;
+}
+
+TEST(NPlusOne, SqlAlchemyLazyLoadGetsSqlAlchemyWords) {
+  Script s;
+  s.run("SELECT customers.id AS customers_id, customers.name AS customers_name FROM customers", {},
+        {"customers_id", "customers_name"}, customer_rows(6));
+  for (int i = 1; i <= 6; ++i)
+    s.run(
+        "SELECT orders.id AS orders_id, orders.total AS orders_total FROM orders WHERE $1 = "
+        "orders.customer_id",
+        {std::to_string(100 + i)});
+  auto findings = s.finish();
+  ASSERT_EQ(findings.size(), 1u);
+  const auto& f = findings[0];
+  EXPECT_EQ(f.details["client"], "sqlalchemy");
+  EXPECT_NE(f.advice.find("selectinload(<Parent>.orders)"), std::string::npos) << f.advice;
+  EXPECT_NE(f.fix.find("orders.customer_id = ANY($1)"), std::string::npos) << f.fix;
 }
 
 TEST(NPlusOne, BelowTheMinimumIsNotAFinding) {
@@ -168,14 +230,24 @@ TEST(RowByRow, OneTransactionIsMediumSeverity) {
   EXPECT_EQ(findings[0].details["transactions"], 1);
 }
 
-TEST(RowByRow, PipelinedIsLowSeverity) {
+TEST(RowByRow, APipelinedBatchIsTheFixNotTheProblem) {
+  // psycopg 3's executemany(), asyncpg's, pgJDBC's executeBatch(): one round trip for all rows.
   Script s;
   for (int i = 0; i < 12; ++i)
     s.run("INSERT INTO audit (customer_id, action) VALUES ($1, $2)", {std::to_string(i), "x"}, {},
           {}, true);
+  EXPECT_TRUE(s.finish().empty());
+}
+
+TEST(RowByRow, DjangoSavePerRowIsToldToBulkCreate) {
+  Script s;
+  for (int i = 0; i < 12; ++i)
+    s.run("INSERT INTO \"events\" (\"kind\") VALUES ('x" + std::to_string(i) +
+          "') RETURNING \"events\".\"id\"");
   auto findings = s.finish();
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_EQ(findings[0].severity, Severity::Low);
+  EXPECT_EQ(findings[0].details["client"], "django");
+  EXPECT_NE(findings[0].advice.find("bulk_create"), std::string::npos) << findings[0].advice;
 }
 
 TEST(RowByRow, MultiRowCopyAndMixedTransactionsAreNot) {
