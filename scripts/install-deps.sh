@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-15-hypopg pgbouncer
   python3-asyncpg python3-psycopg2 prometheus-pgbouncer-exporter
+  python3-psycopg python3-sqlalchemy python3-django
   prometheus curl python3-yaml iproute2
   libpostgresql-jdbc-java
 )
