@@ -251,17 +251,17 @@ std::vector<KeyRow> build_table() {
         name("key_file"), [tls](Config& c) -> std::string& { return tls(c).key_file; }, true,
         client ? "pglens' private key (PEM) for client TLS"
                : "private key (PEM) of the certificate pglens shows servers; "
-                 ": none"));
+                 "\"\": none"));
     t.push_back(text(
         name("cert_file"), [tls](Config& c) -> std::string& { return tls(c).cert_file; }, true,
         client ? "pglens' certificate chain (PEM) for client TLS"
                : "certificate (PEM) pglens shows servers (cert auth); "
-                 ": none"));
+                 "\"\": none"));
     t.push_back(text(
         name("ca_file"), [tls](Config& c) -> std::string& { return tls(c).ca_file; }, true,
         client ? "CA certificates (PEM) client certificates must chain to"
                : "CA certificates (PEM) server certificates must chain to; "
-                 ": the system's"));
+                 "\"\": the system's"));
     t.push_back(text(
         name("protocols"), [tls](Config& c) -> std::string& { return tls(c).protocols; }, true,
         "TLS versions, comma-separated: tlsv1.0 ... tlsv1.3, secure (tlsv1.2,tlsv1.3), all"));

@@ -310,6 +310,14 @@ void RowByRowRule::consume(const ExecutionEvent& event, const StatementShape& sh
   s.last_seen = now;
   if (analyzer::is_transaction_control(shape.kind)) return;  // between the inserts is allowed
   bool single_row = shape.kind == StatementKind::Insert && shape.values_rows == 1;
+  // An ORM reads back what it inserted (SQLAlchemy refreshes an expired object after each commit):
+  // a read or two per row keeps the loop a loop. Writes of anything else end it, so a
+  // transaction that does other work around its insert (pgbench's TPC-B) is no run.
+  if (s.run && shape.kind == StatementKind::Select &&
+      s.run->reads_between < 2 * s.run->statements) {
+    ++s.run->reads_between;
+    return;
+  }
   if (s.run && (!single_row || s.run->fingerprint != shape.fingerprint)) close_run(s, findings);
   if (!single_row) return;
   if (!s.run) {

@@ -78,6 +78,7 @@ class RowByRowRule {
     std::uint64_t fingerprint = 0;
     std::string fingerprint_hex, normalized, table;
     int statements = 0, pipelined = 0;
+    int reads_between = 0;  // SELECTs among the inserts
     bool extended = false;
     std::size_t columns = 0;
     std::set<std::uint64_t> transactions;

@@ -124,6 +124,8 @@ CASES = [
     ("sqlalchemy subqueryload", sa.eager(sa.subqueryload), []),
     ("sqlalchemy commit per row", sa.commit_per_row,
      [row_by_row(SA_INSERT, sa.ROWS, sa.ROWS, "sqlalchemy", SA_ROWS)]),
+    ("sqlalchemy commit per row, reading each new id", sa.commit_per_row_reading_ids,
+     [row_by_row(SA_INSERT, sa.ROWS, sa.ROWS, "sqlalchemy", SA_ROWS)]),
     # 1.4 on psycopg2 sends the flush as INSERT ... VALUES (...), ... RETURNING (execute_values).
     ("sqlalchemy add_all, one commit", sa.add_all_one_commit, []),
     ("sqlalchemy bulk_insert_mappings", sa.bulk_insert_mappings, []),

@@ -250,6 +250,21 @@ TEST(RowByRow, DjangoSavePerRowIsToldToBulkCreate) {
   EXPECT_NE(findings[0].advice.find("bulk_create"), std::string::npos) << findings[0].advice;
 }
 
+TEST(RowByRow, ReadingBackEachNewRowKeepsTheLoopALoop) {
+  // SQLAlchemy: add, commit, then the expired object is read again by its key.
+  Script s;
+  for (int i = 0; i < 12; ++i) {
+    s.run("BEGIN");
+    s.run("INSERT INTO events (kind) VALUES ($1) RETURNING events.id", {"x"});
+    s.run("COMMIT");
+    s.run("SELECT events.id AS events_id FROM events WHERE events.id = $1", {std::to_string(i)});
+  }
+  auto findings = s.finish();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].details["rows"], 12);
+  EXPECT_EQ(findings[0].details["client"], "sqlalchemy");
+}
+
 TEST(RowByRow, MultiRowCopyAndMixedTransactionsAreNot) {
   Script s;
   for (int i = 0; i < 12; ++i)

@@ -63,6 +63,17 @@ def commit_per_row(url):
             s.commit()
 
 
+def commit_per_row_reading_ids(url):
+    # Each commit expires the object: reading its id afterwards SELECTs it again.
+    ids = []
+    with Session(engine(url)) as s:
+        for i in range(ROWS):
+            event = Event(customer_id=i % 20 + 1, kind="click", amount=i)
+            s.add(event)
+            s.commit()
+            ids.append(event.id)
+
+
 def add_all_one_commit(url):
     with Session(engine(url)) as s:
         s.add_all([Event(customer_id=i % 20 + 1, kind="click", amount=i) for i in range(ROWS)])
