@@ -20,16 +20,23 @@ using namespace std::chrono_literals;
 class Tls : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (auto shared = shared_tls()) {  // ctest's, shared by every TLS test
+      cert_dir_ = shared->cert_dir;
+      port_ = shared->port;
+      return;
+    }
     certs_ = std::make_unique<TestCertificates>();
     cluster_ = std::make_unique<OwnCluster>(certs_->dir());
+    cert_dir_ = certs_->dir();
+    port_ = cluster_->cluster().port;
   }
   static void TearDownTestSuite() {
     cluster_.reset();
     certs_.reset();
   }
 
-  static std::string cert(const std::string& file) { return (*certs_)(file); }
-  static int pg_port() { return cluster_->cluster().port; }
+  static std::string cert(const std::string& file) { return cert_dir_ + "/" + file; }
+  static int pg_port() { return port_; }
   // The upstream by the name its certificate carries (verify-full checks it).
   static std::string upstream(const std::string& credentials = "") {
     return "postgresql://" + (credentials.empty() ? "" : credentials + "@") +
@@ -61,9 +68,13 @@ class Tls : public ::testing::Test {
 
   static std::unique_ptr<TestCertificates> certs_;
   static std::unique_ptr<OwnCluster> cluster_;
+  static std::string cert_dir_;
+  static int port_;
 };
 std::unique_ptr<TestCertificates> Tls::certs_;
 std::unique_ptr<OwnCluster> Tls::cluster_;
+std::string Tls::cert_dir_;
+int Tls::port_ = 0;
 
 std::string admin(const Proxy& p, const std::string& extra = "sslmode=require") {
   return p.conninfo("postgres", "pgbouncer", extra);
@@ -356,7 +367,7 @@ except (ssl.SSLError, OSError) as e:
 }
 
 TEST_F(Tls, ReloadSwapsCertificatesForNewHandshakesOnly) {
-  std::string config = certs_->dir() + "/reload.toml";
+  std::string config = write_temp_file(".toml", "");
   auto write_config = [&](const std::string& name) {
     std::ofstream(config) << "[pglens]\nupstream = \"" << upstream()
                           << "\"\nserver_tls_sslmode = \"require\"\n"
@@ -391,6 +402,7 @@ TEST_F(Tls, ReloadSwapsCertificatesForNewHandshakesOnly) {
   ASSERT_TRUE(proxy.log_shows("reload on SIGHUP failed")) << proxy.log();
   EXPECT_TRUE(proxy.log_shows("client_tls_key_file")) << proxy.log();
   EXPECT_EQ(shown_serial(proxy.port()), serial_of("pglens2"));
+  ::unlink(config.c_str());
 }
 
 }  // namespace

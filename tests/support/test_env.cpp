@@ -327,6 +327,16 @@ std::string as_cluster_owner(const std::string& command) {
   return ::geteuid() == 0 ? "runuser -u postgres -- " + command : command;
 }
 
+std::optional<SharedTls> shared_tls() {
+  std::string dir = env_or("PGLENS_TEST_TLS_DIR", PGLENS_DEFAULT_TLS_DIR);
+  std::ifstream env(dir + "/pg/env");
+  SharedTls shared{dir + "/certs", 0};
+  for (std::string line; std::getline(env, line);)
+    if (line.rfind("PGLENS_PGPORT=", 0) == 0) shared.port = std::stoi(line.substr(14));
+  if (shared.port == 0 || !port_accepts(shared.port)) return std::nullopt;
+  return shared;
+}
+
 TestCertificates::TestCertificates() {
   auto script =
       (std::filesystem::path(__FILE__).parent_path() / "make_certs.sh").lexically_normal().string();

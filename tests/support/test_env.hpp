@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -132,6 +133,15 @@ class TestCertificates {
  private:
   std::string dir_;
 };
+
+// The TLS tests' shared cluster and certificates (tls_cluster.sh, started by ctest), when it runs:
+// PGLENS_TEST_TLS_DIR, else the one this build's ctest starts. nullopt when it is not there
+// (a test binary run by hand then makes its own).
+struct SharedTls {
+  std::string cert_dir;
+  int port = 0;
+};
+std::optional<SharedTls> shared_tls();
 
 // A cluster of a test's own (pg_cluster.sh), so stopping or restarting it disturbs no other test.
 class OwnCluster {
