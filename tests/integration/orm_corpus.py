@@ -116,6 +116,9 @@ DRIVER = ["asyncpg executemany()", "copy_records_to_table", "psycopg 3 executema
 CASES = [
     ("sqlalchemy lazy one-to-many", sa.lazy_one_to_many,
      [n_plus_one(SA_ORDERS, C, SA_ALL_CUSTOMERS, C, "customers_id", "one-to-many", "sqlalchemy", SELECTIN)]),
+    ("sqlalchemy lazy one-to-many over 60 parents", sa.lazy_one_to_many_long_list,
+     [n_plus_one(SA_ORDERS, 3 * C, SA_ALL_CUSTOMERS, 3 * C, "customers_id", "one-to-many", "sqlalchemy",
+                 SELECTIN)]),
     # The identity map loads each customer once: 20 lookups for 60 orders.
     ("sqlalchemy lazy many-to-one", sa.lazy_many_to_one,
      [n_plus_one(SA_CUSTOMER, C, SA_ALL_ORDERS, O, "orders_customer_id", "many-to-one", "sqlalchemy", JOINED)]),

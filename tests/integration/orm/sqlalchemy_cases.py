@@ -1,5 +1,6 @@
 """SQLAlchemy 1.4: the ORM's lazy and eager loading, and its ways to insert."""
-from sqlalchemy import Column, ForeignKey, Integer, Numeric, String, create_engine, insert
+from sqlalchemy import (Column, ForeignKey, Integer, Numeric, String, create_engine, func, insert,
+                        literal, select)
 from sqlalchemy.orm import (Session, declarative_base, joinedload, relationship, selectinload,
                             subqueryload)
 
@@ -38,6 +39,16 @@ def engine(url, driver="psycopg2"):
 
 def lazy_one_to_many(url):
     with Session(engine(url)) as s:
+        for c in s.query(Customer).all():
+            sum(o.total for o in c.orders)
+
+
+def lazy_one_to_many_long_list(url):
+    # 60 customers, more than pglens once sampled of a result (20 rows).
+    with Session(engine(url)) as s:
+        s.execute(insert(Customer.__table__).from_select(
+            ["name"], select(literal("more")).select_from(func.generate_series(1, 40))))
+        s.commit()
         for c in s.query(Customer).all():
             sum(o.total for o in c.orders)
 
@@ -111,7 +122,6 @@ def asyncpg_lazy_many_to_one(url):
     # the loop awaits each customer (AsyncSession.get), as such code does.
     import asyncio
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-    from sqlalchemy import select
 
     async def main():
         e = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"))
