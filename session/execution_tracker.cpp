@@ -184,6 +184,7 @@ constexpr std::size_t kKeptExecutions = 256;
 }  // namespace
 
 void ExecutionTracker::on_all_answered() {
+  describes_.clear();  // nothing is outstanding: none of them will be answered
   for (std::size_t i = first_; i < end_; ++i) executions_[i].event.sql.reset();
   first_ = end_ = 0;
   trim_executions();

@@ -48,8 +48,11 @@ bool RequestLedger::completes(char request, char response) {
 
 std::vector<std::uint64_t> RequestLedger::abandon() {
   std::vector<std::uint64_t> tags;
+  // The Executes' and Queries' tags, which a replay hands out again in order; a Describe's tag
+  // (the tracker's, to learn its columns) is not replayed.
   for (std::size_t i = head_; i < pending_.size(); ++i)
-    if (pending_[i].tag != 0) tags.push_back(pending_[i].tag);
+    if (pending_[i].tag != 0 && (pending_[i].request == 'E' || pending_[i].request == 'Q'))
+      tags.push_back(pending_[i].tag);
   pending_.clear();
   head_ = 0;
   unprepared_.clear();

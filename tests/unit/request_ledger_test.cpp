@@ -148,5 +148,18 @@ TEST(RequestLedger, SkippedExecutesAreReported) {
   l.on_response('E');  // the first Bind fails: both Executes are skipped
   EXPECT_EQ(l.take_skipped_tags(), (std::vector<std::uint64_t>{1, 2}));
 }
+
+TEST(RequestLedger, AbandonReturnsTheTagsAReplayHandsOutAgain) {
+  // A replay gives these tags to its Executes and Queries in order: a Describe's tag among them
+  // would shift every one after it.
+  RequestLedger l;
+  l.push('P');
+  l.push('D', RequestLedger::Handling::Pass, {}, 5);
+  l.push('B');
+  l.push('E', RequestLedger::Handling::Pass, {}, 6);
+  l.push('S');
+  l.push('Q', RequestLedger::Handling::Pass, {}, 7);
+  EXPECT_EQ(l.abandon(), (std::vector<std::uint64_t>{6, 7}));
+}
 }  // namespace
 }  // namespace pglens::session
