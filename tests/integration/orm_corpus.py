@@ -9,7 +9,6 @@ fingerprint, statement, counts, the library the advice speaks to) and that there
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,26 +17,18 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "orm"))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import django_cases  # noqa: E402
 import driver_cases  # noqa: E402
 import schema  # noqa: E402
 import sqlalchemy_cases as sa  # noqa: E402
+from pglens_test import cluster_port, free_port, wait_until_listening  # noqa: E402
 
 PGLENS = os.path.join(os.path.dirname(os.environ.get("PGLENS_BIN", "build/bin/pglens")), "pglens")
-env = dict(line.strip().split("=", 1)
-           for line in open(os.environ["PGLENS_TEST_CLUSTER_DIR"] + "/env") if "=" in line)
-PGPORT = env["PGLENS_PGPORT"]
+PGPORT = cluster_port()
 DIRECT = f"host=127.0.0.1 port={PGPORT} user=postgres dbname=pglens_test"
 JDBC_JAR = "/usr/share/java/postgresql.jar"
 NODE_MODULES = os.environ.get("PGLENS_NODE_MODULES", os.path.expanduser("~/.cache/pglens-node"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Pglens:
@@ -48,13 +39,7 @@ class Pglens:
             [PGLENS, "--listen", f"127.0.0.1:{self.port}", "--upstream", f"postgresql://127.0.0.1:{PGPORT}",
              "--http", f"127.0.0.1:{self.http}", "--pool-size", "4"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.025)
-        raise SystemExit("pglens did not start")
+        wait_until_listening(self.port)
 
     def url(self):
         return f"postgresql://postgres@127.0.0.1:{self.port}/{schema.DATABASE}"

@@ -4,27 +4,20 @@ negative, checking the exact findings /api/advice reports (rule, table, columns,
 import atexit
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from pglens_test import cluster_port, free_port, wait_until_listening  # noqa: E402
+
 BIN = os.path.dirname(os.environ.get("PGLENS_BIN", "build/bin/pglens"))
 PGLENS = os.path.join(BIN, "pglens")
 WORKLOAD = os.path.join(BIN, "pglens-demo-workload")
-env = dict(line.strip().split("=", 1) for line in open(os.environ["PGLENS_TEST_CLUSTER_DIR"] + "/env") if "=" in line)
-PGPORT = env["PGLENS_PGPORT"]
+PGPORT = cluster_port()
 DIRECT = f"host=127.0.0.1 port={PGPORT} user=postgres dbname=pglens_test"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 RUNNING = []
@@ -49,13 +42,7 @@ class Pglens:
                     f'admin_users = ["postgres"]\n{extra_config}\n')
         self.log = open(os.path.join(self.dir, "pglens.log"), "w")
         self.proc = subprocess.Popen([PGLENS, "--config", config], stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.025)
-        raise SystemExit("pglens did not start")
+        wait_until_listening(self.port)
 
     def dsn(self, app):
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=pglens_test application_name={app}"
