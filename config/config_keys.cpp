@@ -112,6 +112,13 @@ std::vector<KeyRow> build_table() {
       [](const Config& c) { return c.upstream.display(); }));
   t.push_back(integer(
       "threads", [](Config& c) -> unsigned& { return c.threads; }, 1, 256, false, "I/O threads"));
+  // Read at start-up only: Asio's backend is chosen when it is compiled (proxy/io_backend.hpp).
+  t.push_back(row(
+      "io_backend", ValueKind::Text, false, "auto, io_uring or epoll",
+      [](ValueReader& r, const toml::node& n, const std::string& key, Config& c) {
+        return r.choice(n, key, {"auto", "io_uring", "epoll"}, c.io_backend);
+      },
+      [](const Config& c) { return c.io_backend; }));
   t.push_back(row(
       "pool_mode", ValueKind::Text, true, "session, transaction or statement",
       [](ValueReader& r, const toml::node& n, const std::string& key, Config& c) {

@@ -2,10 +2,16 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 
 #include "config/command_line.hpp"
 
+#include "proxy/io_backend.hpp"
 #include "proxy/proxy_server.hpp"
 #include "proxy/report.hpp"
 
@@ -50,6 +56,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  // Before anything is opened: hand over to the program built for the backend to use.
+  std::error_code ignored;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ignored);
+  auto sibling = self.parent_path() / std::string(sibling_program(compiled_io_backend()));
+  auto io = choose_io_backend(config.io_backend, compiled_io_backend(), io_uring_unavailable(),
+                              !self.empty() && ::access(sibling.c_str(), X_OK) == 0);
+  if (!io.error.empty()) {
+    spdlog::critical("{}", io.error);
+    return 2;
+  }
+  if (!io.exec.empty()) {
+    ::execv(sibling.c_str(), argv);
+    spdlog::critical("could not start {}: {}", sibling.string(), std::strerror(errno));
+    return 2;
+  }
+  spdlog::info("I/O backend: {} ({})", io.backend, io.why);
+  config.io_backend = io.backend;
 
   ProxyServer server(config, flags.config_path());
   server.set_reload_overrides([&flags](config::Config& c) {

@@ -1,6 +1,10 @@
 // Asio aliases and the small socket helpers the proxy's coroutines share.
 #pragma once
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
@@ -87,14 +91,15 @@ class MessageReader {
 // saves an asynchronous round trip through the scheduler per write.
 inline std::size_t send_now(tcp::socket& socket, protocol::ByteView bytes, error_code& ec) {
   ec.clear();
-  if (!socket.non_blocking()) socket.non_blocking(true, ec);
-  if (ec) return 0;
-  std::size_t sent = socket.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) {
-    ec.clear();
-    return 0;
-  }
-  return ec ? 0 : sent;
+  // MSG_DONTWAIT leaves the socket's mode as Asio set it (see PeerWriter::send_now).
+  ssize_t n;
+  do {
+    n = ::send(socket.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) return static_cast<std::size_t>(n);
+  if (errno != EAGAIN && errno != EWOULDBLOCK)
+    ec = error_code(errno, asio::error::get_system_category());
+  return 0;
 }
 
 // Writes a whole buffer; false when the peer is gone.

@@ -8,6 +8,11 @@
 namespace pglens::proxy {
 
 namespace {
+#ifdef PGLENS_IO_BACKEND_IO_URING
+constexpr int kOneThreadHint = 1;
+#else
+constexpr int kOneThreadHint = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
+#endif
 TrafficTotals totals_of(const session::Traffic& t) {
   return {t.transactions.load(), t.queries.load(),        t.bytes_received.load(),
           t.bytes_sent.load(),   t.transaction_us.load(), t.query_us.load(),
@@ -53,7 +58,9 @@ ProxyServer::ProxyServer(config::Config config, std::string config_path)
                                         registry_)),
       analyzer_(make_analyzer(*config_, registry_, advisor_)),
       io_threads_(std::max(1u, config_->threads)),
-      io_(static_cast<int>(io_threads_)),
+      // One thread: sockets are only ever used on it, so Asio's per-socket locks can go (the
+      // scheduler keeps its own, for posts from the analysis and signal threads).
+      io_(io_threads_ == 1 ? kOneThreadHint : static_cast<int>(io_threads_)),
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM),
       pool_wait_(prometheus::BuildHistogram()
@@ -223,6 +230,7 @@ bool ProxyServer::reload(std::string* error) {
     return false;
   }
   if (overrides_) overrides_(*loaded.config);
+  loaded.config->io_backend = config()->io_backend;  // chosen at start-up, for good
   // Certificates and keys are read again: a file that cannot be used keeps the old config whole.
   std::string tls_error;
   auto contexts = make_tls_contexts(*loaded.config, &tls_error);

@@ -14,7 +14,7 @@ packages=(
   python3-asyncpg python3-psycopg2 prometheus-pgbouncer-exporter
   python3-psycopg python3-sqlalchemy python3-django
   prometheus curl python3-yaml iproute2
-  libpostgresql-jdbc-java
+  libpostgresql-jdbc-java liburing-dev strace valgrind ccache
 )
 # Drivers the TLS tests run: a Java runtime for pgJDBC, node and npm for node-postgres (npm
 # fetches `pg` from its registry). Whatever provides the command already is kept.

@@ -10,7 +10,13 @@ cd "$(dirname "$0")/.."
 ctest --test-dir build --output-on-failure --no-tests=error
 
 echo "== unit tests under ASan/UBSan"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGLENS_SANITIZE=ON >/dev/null
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=1
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGLENS_SANITIZE=ON -DPGLENS_IO_URING=OFF \
+  "${launcher[@]}" >/dev/null
 cmake --build build-asan -j"$(nproc)" --target pglens_unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   build-asan/bin/pglens_unit_tests --gtest_brief=1
