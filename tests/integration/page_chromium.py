@@ -3,8 +3,8 @@
 forwarded a small application's traffic (tests/support/app_traffic.py, with an N+1 loop), runs
 its JavaScript (which fetches /api/fingerprints, /api/advice and /api/pools), and the DOM it
 dumps shows every fingerprint's normalized text with its real call count, the N+1 finding with
-its fix, and the pool. A screenshot is taken too (PGLENS_PAGE_SCREENSHOT names where to keep it;
-by default the test's temporary directory)."""
+its fix, and the pool. A screenshot is taken too, into the test's temporary directory (removed
+when the test passes), or where PGLENS_PAGE_SCREENSHOT says."""
 import html.parser
 import json
 import os
