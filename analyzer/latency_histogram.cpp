@@ -49,4 +49,25 @@ std::chrono::nanoseconds LatencyHistogram::quantile(double q) const {
   return max_;
 }
 
+LatencyHistogram::Buckets LatencyHistogram::merged(int per) const {
+  Buckets out;
+  if (count_ == 0 || per <= 0 || kPerDecade % per != 0) return out;
+  auto add = [&out](std::chrono::nanoseconds upper, std::uint64_t n) {
+    out.upper.push_back(upper);
+    out.counts.push_back(n);
+  };
+  add(bucket_floor(1), buckets_[0]);
+  for (int first = 1; first < kBuckets - 1; first += per) {
+    std::uint64_t n = 0;
+    for (int i = first; i < first + per; ++i) n += buckets_[static_cast<std::size_t>(i)];
+    add(bucket_floor(first + per), n);
+  }
+  add(std::max(max_, bucket_floor(kBuckets - 1)), buckets_[kBuckets - 1]);
+  while (!out.counts.empty() && out.counts.back() == 0) {
+    out.counts.pop_back();
+    out.upper.pop_back();
+  }
+  return out;
+}
+
 }  // namespace pglens::analyzer

@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 namespace pglens::analyzer {
 
@@ -20,6 +21,15 @@ class LatencyHistogram {
   // Lower bound of bucket i (the first bucket starts at zero).
   static std::chrono::nanoseconds bucket_floor(int i);
   static int bucket_of(std::chrono::nanoseconds latency);
+
+  // Coarser buckets for display: `per` fine buckets merged into one (`per` divides kPerDecade),
+  // from zero up to the last one holding any observation. Counts are not cumulative; bucket j
+  // covers [upper[j-1], upper[j]), the first from zero; the one above 100 s ends at the maximum.
+  struct Buckets {
+    std::vector<std::chrono::nanoseconds> upper;
+    std::vector<std::uint64_t> counts;
+  };
+  Buckets merged(int per) const;
 
  private:
   std::array<std::uint64_t, kBuckets> buckets_{};

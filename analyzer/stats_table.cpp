@@ -73,6 +73,10 @@ std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) con
       r.p50_ms = ms(e.histogram.quantile(0.50));
       r.p95_ms = ms(e.histogram.quantile(0.95));
       r.p99_ms = ms(e.histogram.quantile(0.99));
+      auto buckets = e.histogram.merged(LatencyHistogram::kPerDecade / 4);
+      r.histogram_le_ms.reserve(buckets.upper.size());
+      for (auto upper : buckets.upper) r.histogram_le_ms.push_back(ms(upper));
+      r.histogram_counts = std::move(buckets.counts);
       r.first_seen = e.first_seen;
       r.last_seen = e.last_seen;
       out.push_back(std::move(r));

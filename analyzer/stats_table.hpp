@@ -25,6 +25,10 @@ struct FingerprintRow {
   std::string database, user, application_name;
   std::uint64_t calls = 0, errors = 0, rows = 0;
   double total_ms = 0, min_ms = 0, max_ms = 0, mean_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0;
+  // The latency distribution, four buckets per decade (LatencyHistogram::merged): upper bounds
+  // in ms and counts per bucket, not cumulative.
+  std::vector<double> histogram_le_ms;
+  std::vector<std::uint64_t> histogram_counts;
   std::chrono::system_clock::time_point first_seen{}, last_seen{};
 };
 

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "proxy/proxy_metrics.hpp"
+#include "proxy/web/page.hpp"
 
 namespace pglens::proxy {
 
@@ -22,6 +23,12 @@ using json = nlohmann::json;
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kText = "text/plain; charset=utf-8";
+constexpr std::string_view kHtml = "text/html; charset=utf-8";
+// The page shows statement texts clients sent: it builds its DOM from text nodes, and this keeps
+// any script but its own from running, and it from reaching anything but pglens' API.
+constexpr std::string_view kPagePolicy =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'";
 constexpr std::string_view kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
 constexpr std::size_t kDefaultLimit = 100, kMaxLimit = 100'000;
 
@@ -120,8 +127,10 @@ void HttpServer::bind(const std::string& host_port) {
 void HttpServer::start() {
   if (!acceptor_.is_open()) return;
   asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
-  spdlog::info("HTTP (/metrics, /api/fingerprints, /api/pools, /api/advice, /healthz) on port {}",
-               port_);
+  spdlog::info(
+      "HTTP (the page at /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz) on "
+      "port {}",
+      port_);
 }
 
 awaitable<void> HttpServer::accept_loop() {
@@ -177,6 +186,10 @@ awaitable<void> HttpServer::serve(tcp::socket socket) {
     http::response<http::string_body> res{static_cast<http::status>(reply.status), version};
     res.set(http::field::server, "pglens");
     res.set(http::field::content_type, reply.content_type);
+    if (reply.content_type == kHtml) {
+      res.set("Content-Security-Policy", kPagePolicy);
+      res.set(http::field::cache_control, "no-cache");
+    }
     if (reply.status == 405) res.set(http::field::allow, "GET");
     res.keep_alive(keep_alive);
     res.body() = std::move(reply.body);
@@ -215,9 +228,11 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
   auto q = target.find('?');
   auto path = target.substr(0, q);
   auto query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  enum class Route { Metrics, Fingerprints, Pools, Advice, Health };
+  enum class Route { Page, Metrics, Fingerprints, Pools, Advice, Health };
   Route route;
-  if (path == "/metrics")
+  if (path == "/" || path == "/index.html")
+    route = Route::Page;
+  else if (path == "/metrics")
     route = Route::Metrics;
   else if (path == "/api/fingerprints")
     route = Route::Fingerprints;
@@ -228,12 +243,14 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
   else if (path == "/healthz")
     route = Route::Health;
   else
-    return error_reply(404,
-                       "not found: " + std::string(path) +
-                           " (try /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz)");
+    return error_reply(
+        404, "not found: " + std::string(path) +
+                 " (try /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz)");
   if (method != "GET") return error_reply(405, "method not allowed: only GET");
   try {
     switch (route) {
+      case Route::Page:
+        return {200, std::string(kHtml), std::string(web::index_html())};
       case Route::Metrics:
         return metrics();
       case Route::Fingerprints:
@@ -298,6 +315,7 @@ HttpReply HttpServer::fingerprints(std::string_view query) const {
                     {"p50_ms", r.p50_ms},
                     {"p95_ms", r.p95_ms},
                     {"p99_ms", r.p99_ms},
+                    {"histogram", {{"le_ms", r.histogram_le_ms}, {"counts", r.histogram_counts}}},
                     {"first_seen", iso8601(r.first_seen)},
                     {"last_seen", iso8601(r.last_seen)}});
   }

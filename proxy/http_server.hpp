@@ -1,5 +1,5 @@
-// pglens' HTTP side (--http HOST:PORT): /metrics for Prometheus, a JSON API (/api/fingerprints,
-// /api/pools, /api/advice) and /healthz.
+// pglens' HTTP side (--http HOST:PORT): a page for people at / (proxy/web/index.html), /metrics
+// for Prometheus, a JSON API (/api/fingerprints, /api/pools, /api/advice) and /healthz.
 // Boost.Beast HTTP/1.1 on the proxy's io_context, a strand per connection, keep-alive, requests
 // bounded in size and idle time. GET only.
 #pragma once

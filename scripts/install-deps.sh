@@ -13,7 +13,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-15-hypopg pgbouncer
   python3-asyncpg python3-psycopg2 prometheus-pgbouncer-exporter
   python3-psycopg python3-sqlalchemy python3-django
-  prometheus curl python3-yaml iproute2
+  prometheus curl python3-yaml iproute2 chromium
   libpostgresql-jdbc-java liburing-dev strace valgrind ccache
 )
 # Drivers the TLS tests run: a Java runtime for pgJDBC, node and npm for node-postgres (npm

@@ -10,7 +10,12 @@ No Docker engine runs on these machines, so this checks what can be checked with
   - --upstream points at the postgres service with its password; the Prometheus scrape target is
     the pglens service on its --http port; promtool accepts deploy/prometheus.yml;
   - pglens starts with exactly that command line (addresses moved to free loopback ports, no
-    Postgres needed until a client comes) and answers /healthz and /metrics.
+    Postgres needed until a client comes) and answers /healthz and /metrics;
+  - grafana (grafana/grafana) gets deploy/grafana/provisioning and the dashboards mounted; its
+    datasource is the prometheus service, its dashboard provider reads the mounted dashboards,
+    every panel and variable of the dashboard uses that datasource, and every PromQL expression
+    (dashboard variables substituted) passes promtool's parser.
+    tests/integration/grafana_queries.py runs those expressions against a real Prometheus.
 Needs python3-yaml. Environment: PGLENS_BIN, PGLENS_SOURCE_DIR (ctest sets them).
 """
 import glob
@@ -26,6 +31,10 @@ import urllib.parse
 import urllib.request
 
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "scripts"))
+import render_dashboard  # noqa: E402
 
 SOURCE = os.environ.get("PGLENS_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,6 +71,84 @@ def flag_value(args, name):
 def host_port(text):
     host, _, port = text.rpartition(":")
     return host, int(port)
+
+
+def mounts(service):
+    """{host path: container path} of a service's bind mounts."""
+    out = {}
+    for v in service.get("volumes") or []:
+        parts = str(v).split(":")
+        if len(parts) >= 2:
+            out[os.path.normpath(parts[0])] = parts[1].rstrip("/")
+    return out
+
+
+def check_grafana(services, prometheus, promtool):
+    grafana = services.get("grafana")
+    if not check(grafana, "docker-compose.yml has no grafana service"):
+        return
+    check(str(grafana.get("image", "")).startswith("grafana/grafana"),
+          f"grafana image is {grafana.get('image')}")
+    depends = grafana.get("depends_on") or []
+    check("prometheus" in depends, "grafana does not depend on prometheus")
+    m = mounts(grafana)
+    check(m.get("deploy/grafana/provisioning") == "/etc/grafana/provisioning",
+          f"deploy/grafana/provisioning is not mounted at /etc/grafana/provisioning: {m}")
+    dashboards_at = m.get("deploy/grafana/dashboards")
+    check(dashboards_at, f"deploy/grafana/dashboards is not mounted into grafana: {m}")
+    check(any(str(p).endswith(":3000") for p in grafana.get("ports") or []),
+          "grafana's port 3000 is not published")
+
+    # The datasource: the prometheus service on the port it listens on.
+    prom_port = 9090
+    for a in prometheus.get("command") or []:
+        if str(a).startswith("--web.listen-address="):
+            prom_port = host_port(str(a).split("=", 1)[1])[1]
+    uids = set()
+    provisioning = os.path.join(SOURCE, "deploy", "grafana", "provisioning")
+    for path in glob.glob(os.path.join(provisioning, "datasources", "*.y*ml")):
+        for ds in yaml.safe_load(open(path, encoding="utf-8")).get("datasources") or []:
+            u = urllib.parse.urlsplit(ds.get("url", ""))
+            check(ds.get("type") == "prometheus", f"{path}: datasource type {ds.get('type')}")
+            check(u.hostname == "prometheus" and (u.port or 80) == prom_port,
+                  f"{path}: datasource url {ds.get('url')} is not the prometheus service")
+            uids.add(ds.get("uid"))
+    check(uids, "no datasource provisioned in deploy/grafana/provisioning/datasources")
+    paths = []
+    for path in glob.glob(os.path.join(provisioning, "dashboards", "*.y*ml")):
+        for p in yaml.safe_load(open(path, encoding="utf-8")).get("providers") or []:
+            paths.append(((p.get("options") or {}).get("path") or "").rstrip("/"))
+    check(dashboards_at in paths,
+          f"no dashboard provider reads {dashboards_at} (providers read {paths})")
+    home = (grafana.get("environment") or {}).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        check(dashboards_at and home.startswith(dashboards_at + "/") and os.path.isfile(
+            os.path.join(SOURCE, "deploy", "grafana", "dashboards", home[len(dashboards_at) + 1:])),
+            f"the home dashboard {home} is not one of deploy/grafana/dashboards")
+
+    # The dashboards: every datasource reference is the provisioned one; every expression parses.
+    files = glob.glob(os.path.join(SOURCE, "deploy", "grafana", "dashboards", "*.json"))
+    check(files, "no dashboard in deploy/grafana/dashboards")
+    rules = []
+    for path in files:
+        dashboard = render_dashboard.load(path)
+        for where, ref in render_dashboard.datasource_refs(dashboard):
+            check(ref.get("uid") in uids, f"{os.path.basename(path)}: {where} uses datasource "
+                  f"{ref}, not a provisioned one ({sorted(uids)})")
+        variables = {v: ".*" for v in render_dashboard.variables(dashboard)}
+        queries = list(render_dashboard.queries(dashboard))
+        check(queries, f"{path} has no queries")
+        for title, target in queries:
+            expr = render_dashboard.substitute(target["expr"], variables, "1m")
+            rules.append({"record": f"check:{len(rules)}", "expr": expr})
+    if rules and promtool:
+        with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+            yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+            f.flush()
+            r = subprocess.run([promtool, "check", "rules", f.name], capture_output=True,
+                               text=True, check=False)
+            check(r.returncode == 0, f"promtool does not parse the dashboard's PromQL: {r.stdout}{r.stderr}")
+    print(f"grafana: {len(files)} dashboard(s), {len(rules)} PromQL expressions parsed by promtool")
 
 
 def main():
@@ -165,6 +252,8 @@ def main():
         r = subprocess.run([promtool, "check", "config", "--syntax-only", prom_config_path],
                            capture_output=True, text=True, check=False)
         check(r.returncode == 0, f"promtool check config: {r.stdout}{r.stderr}")
+
+    check_grafana(services, prometheus, promtool)
 
     # pglens starts with that very command line, addresses moved to loopback ports.
     run_args = list(command)

@@ -156,7 +156,18 @@ TEST_F(MetricsHttp, MethodsAndUnknownPaths) {
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.headers["content-type"], "application/json");
   EXPECT_TRUE(json::parse(missing.body).contains("error"));
-  EXPECT_EQ(request("/").status, 404);
+  EXPECT_EQ(request("/api").status, 404);
+}
+
+TEST_F(MetricsHttp, PageAtRoot) {
+  auto page = request("/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.headers["content-security-policy"].find("connect-src 'self'"), std::string::npos);
+  EXPECT_NE(page.body.find("<title>pglens</title>"), std::string::npos);
+  EXPECT_NE(page.body.find("/api/fingerprints"), std::string::npos);
+  EXPECT_EQ(request("/index.html").body, page.body);
+  EXPECT_EQ(request("/", "POST").status, 405);
 }
 
 TEST_F(MetricsHttp, FingerprintsSortAndLimit) {
@@ -179,6 +190,17 @@ TEST_F(MetricsHttp, FingerprintsSortAndLimit) {
   EXPECT_EQ(rows[0]["database"], "pglens_test");
   EXPECT_EQ(rows[0]["user"], "postgres");
   EXPECT_EQ(rows[0]["command"], "SELECT");
+  // The latency histogram: as many bounds as counts, rising, the counts adding up to the calls.
+  const auto& histogram = rows[0]["histogram"];
+  ASSERT_EQ(histogram["le_ms"].size(), histogram["counts"].size());
+  std::uint64_t counted = 0;
+  for (std::size_t i = 0; i < histogram["counts"].size(); ++i) {
+    counted += histogram["counts"][i].get<std::uint64_t>();
+    if (i > 0) {
+      EXPECT_LT(histogram["le_ms"][i - 1].get<double>(), histogram["le_ms"][i].get<double>());
+    }
+  }
+  EXPECT_EQ(counted, 5u);
   EXPECT_TRUE(
       std::regex_match(rows[0]["fingerprint"].get<std::string>(), std::regex("[0-9a-f]{16}")));
   EXPECT_TRUE(std::regex_match(rows[0]["last_seen"].get<std::string>(),

@@ -195,6 +195,36 @@ TEST(LatencyHistogram, EachBucketStartsAtItsFloor) {
   EXPECT_EQ(LatencyHistogram::bucket_of(std::chrono::hours(1)), LatencyHistogram::kBuckets - 1);
 }
 
+TEST(LatencyHistogram, MergedBucketsForDisplay) {
+  LatencyHistogram h;
+  EXPECT_TRUE(h.merged(5).upper.empty());
+  h.observe(500ns);   // below 1 µs: the first bucket
+  h.observe(1500us);  // in [1 ms, 1.78 ms)
+  h.observe(1700us);
+  h.observe(9ms);  // in [5.62 ms, 10 ms): the last bucket kept
+  auto b = h.merged(5);
+  ASSERT_EQ(b.upper.size(), b.counts.size());
+  // [0, 1 µs), then four per decade from 1 µs to 10 ms: 1 + 4 × 4 buckets.
+  ASSERT_EQ(b.upper.size(), 17u);
+  EXPECT_EQ(b.upper[0], 1us);
+  EXPECT_EQ(b.counts[0], 1u);
+  EXPECT_EQ(b.upper[4], 10us);
+  EXPECT_EQ(b.upper[13], 1778279ns);
+  EXPECT_EQ(b.counts[13], 2u);
+  EXPECT_EQ(b.upper[16], 10ms);
+  EXPECT_EQ(b.counts[16], 1u);
+  std::uint64_t total = 0;
+  for (auto n : b.counts) total += n;
+  EXPECT_EQ(total, 4u);
+  for (std::size_t i = 1; i < b.upper.size(); ++i) EXPECT_LT(b.upper[i - 1], b.upper[i]);
+
+  h.observe(std::chrono::minutes(3));  // above 100 s: a last bucket ending at the maximum
+  b = h.merged(5);
+  EXPECT_EQ(b.upper.back(), std::chrono::minutes(3));
+  EXPECT_EQ(b.counts.back(), 1u);
+  EXPECT_EQ(b.upper[b.upper.size() - 2], 100s);
+}
+
 TEST(LatencyHistogram, ClampsToWhatWasSeen) {
   LatencyHistogram h;
   h.observe(5ms);
