@@ -48,6 +48,7 @@ bool plain_read(const analyzer::StatementShape& s) {
 }
 
 std::string duration_text(double s) {
+  if (s < 10) return fmt::format("{:.1f} s", s);
   if (s < 120) return fmt::format("{:.0f} s", s);
   if (s < 7200) return fmt::format("{:.0f} min", s / 60);
   return fmt::format("{:.1f} h", s / 3600);
@@ -164,8 +165,10 @@ void CacheOpportunityRule::tick(FindingStore& findings) {
             ? fmt::format("its results changed {} time(s), every {} on average", g.result_changes,
                           duration_text(seconds(g.change_intervals) /
                                         static_cast<double>(g.result_changes)))
-            : fmt::format("its results did not change in the {} observed",
-                          duration_text(seconds(g.longest_unchanged)));
+            : fmt::format(
+                  "its results did not change in the {} observed (a longer TTL is a matter of "
+                  "how stale the application may read)",
+                  duration_text(seconds(g.longest_unchanged)));
     f.advice = fmt::format(
         "`{}` ran {} times with {} distinct parameter set(s); {:.0f}% of the calls returned the "
         "same rows as the previous call with the same parameters within {}. A cache-aside "
