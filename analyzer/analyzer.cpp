@@ -40,13 +40,15 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
 }
 
 Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry,
-                   std::vector<std::shared_ptr<EventConsumer>> consumers)
+                   std::vector<std::shared_ptr<EventConsumer>> consumers,
+                   std::shared_ptr<const PlanClasses> plans)
     : settings_(settings),
       registry_(std::move(registry)),
       queue_(settings.queue_capacity),
       stats_(settings.max_fingerprints),
       cache_(settings.cache_entries),
       consumers_(std::move(consumers)),
+      plans_(std::move(plans)),
       query_duration_(
           prometheus::BuildHistogram()
               .Name("pglens_query_duration_seconds")
@@ -57,6 +59,19 @@ Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Regist
                                 .Help("Statement latency for the top fingerprints by total time; "
                                       "the rest are \"other\"")
                                 .Register(*registry_)),
+      fingerprint_pool_wait_(
+          prometheus::BuildHistogram()
+              .Name("pglens_fingerprint_pool_wait_seconds")
+              .Help("Time a statement waited for a server connection, for the top fingerprints by "
+                    "total time (the rest are \"other\"); only a transaction's first statement "
+                    "waits, the others observe zero")
+              .Register(*registry_)),
+      over_standard_(prometheus::BuildGauge()
+                         .Name("pglens_fingerprint_over_standard")
+                         .Help("p95 latency divided by the guide's limit for the statement's class "
+                               "(primary_key_lookup 1 ms, indexed 10 ms, join 50 ms, aggregate "
+                               "100 ms), for the top fingerprints by total time; above 1 is over")
+                         .Register(*registry_)),
       queries_(prometheus::BuildCounter()
                    .Name("pglens_queries_total")
                    .Help("Statements executed")
@@ -79,6 +94,8 @@ Analyzer::Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Regist
   queries_total_ = &queries_.Add({});
   other_histogram_.series =
       &fingerprint_duration_.Add({{"fingerprint", "other"}}, latency_buckets());
+  other_pool_wait_.series =
+      &fingerprint_pool_wait_.Add({{"fingerprint", "other"}}, latency_buckets());
   thread_ = std::thread([this] { run(); });
 }
 
@@ -186,8 +203,16 @@ void Analyzer::process(const ExecutionEvent& event) {
   // Both series have the same buckets: found once.
   auto bucket = PendingHistogram::bucket_of(seconds);
   h.observe(bucket, seconds);
-  auto top = top_histograms_.find(s.fingerprint);
-  (top != top_histograms_.end() ? top->second : other_histogram_).observe(bucket, seconds);
+  double waited = std::chrono::duration<double>(event.pool_wait).count();
+  auto wait_bucket = PendingHistogram::bucket_of(waited);
+  auto top = top_series_.find(s.fingerprint);
+  if (top != top_series_.end()) {
+    top->second.duration.observe(bucket, seconds);
+    top->second.pool_wait.observe(wait_bucket, waited);
+  } else {
+    other_histogram_.observe(bucket, seconds);
+    other_pool_wait_.observe(wait_bucket, waited);
+  }
   ++queries_pending_;
   if (!event.sqlstate.empty()) {
     auto cls = event.sqlstate.substr(0, 2);
@@ -222,8 +247,12 @@ void Analyzer::PendingHistogram::apply() {
 
 void Analyzer::apply_metrics() {
   for (auto& [key, h] : query_histograms_) h.apply();
-  for (auto& [fp, h] : top_histograms_) h.apply();
+  for (auto& [fp, t] : top_series_) {
+    t.duration.apply();
+    t.pool_wait.apply();
+  }
   other_histogram_.apply();
+  other_pool_wait_.apply();
   if (queries_pending_ != 0) queries_total_->Increment(static_cast<double>(queries_pending_));
   queries_pending_ = 0;
 }
@@ -235,19 +264,47 @@ void Analyzer::refresh_top_k() {
   if (totals.size() > settings_.top_k) totals.resize(settings_.top_k);
   std::set<std::uint64_t> wanted;
   for (const auto& [fp, total] : totals) wanted.insert(fp);
-  // A fingerprint leaving the top K loses its series; one entering starts a new one.
-  for (auto it = top_histograms_.begin(); it != top_histograms_.end();) {
+  // A fingerprint leaving the top K loses its series; one entering starts new ones.
+  for (auto it = top_series_.begin(); it != top_series_.end();) {
     if (wanted.count(it->first) == 0) {
-      fingerprint_duration_.Remove(it->second.series);
-      it = top_histograms_.erase(it);
+      fingerprint_duration_.Remove(it->second.duration.series);
+      fingerprint_pool_wait_.Remove(it->second.pool_wait.series);
+      if (it->second.over_standard) over_standard_.Remove(it->second.over_standard);
+      it = top_series_.erase(it);
     } else {
       ++it;
     }
   }
   for (auto fp : wanted) {
-    if (top_histograms_.count(fp) != 0) continue;
-    top_histograms_[fp].series =
-        &fingerprint_duration_.Add({{"fingerprint", fingerprint_hex(fp)}}, latency_buckets());
+    if (top_series_.count(fp) != 0) continue;
+    auto& t = top_series_[fp];
+    auto hex = fingerprint_hex(fp);
+    t.duration.series = &fingerprint_duration_.Add({{"fingerprint", hex}}, latency_buckets());
+    t.pool_wait.series = &fingerprint_pool_wait_.Add({{"fingerprint", hex}}, latency_buckets());
+  }
+  refresh_grades();
+}
+
+void Analyzer::refresh_grades() {
+  std::set<std::uint64_t> top;
+  for (const auto& [fp, t] : top_series_) top.insert(fp);
+  for (const auto& s : stats_.summaries(top)) {
+    auto& t = top_series_[s.fingerprint];
+    auto planned = plans_ ? plans_->get(s.fingerprint) : std::nullopt;
+    auto cls = planned.value_or(s.shape_class);
+    auto p95_ms = static_cast<double>(s.latency.quantile(0.95).count()) / 1e6;
+    auto grade = grade_against_standard(cls, planned.has_value(), p95_ms);
+    // A class of another standard (a plan came in) is another series.
+    if (t.over_standard && (!grade.over_by || t.graded_as != cls)) {
+      over_standard_.Remove(t.over_standard);
+      t.over_standard = nullptr;
+    }
+    if (!grade.over_by) continue;
+    if (!t.over_standard)
+      t.over_standard = &over_standard_.Add({{"fingerprint", fingerprint_hex(s.fingerprint)},
+                                             {"standard", std::string(to_string(cls))}});
+    t.graded_as = cls;
+    t.over_standard->Set(*grade.over_by);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -20,6 +21,7 @@
 #include "analyzer/event_queue.hpp"
 #include "analyzer/fingerprint_cache.hpp"
 #include "analyzer/key_hash.hpp"
+#include "analyzer/standard.hpp"
 #include "analyzer/stats_table.hpp"
 
 namespace pglens::analyzer {
@@ -37,7 +39,7 @@ struct AnalyzerSettings {
   std::size_t queue_capacity = 65'536;
   std::size_t max_fingerprints = 5'000;  // statistics entries
   std::size_t cache_entries = 10'000;    // fingerprint cache
-  std::size_t top_k = 50;                // fingerprints with their own latency histogram
+  std::size_t top_k = 50;  // fingerprints with their own latency, pool wait and grade series
 };
 
 // Called on a thread that does analysis work: on a busy machine it gives way to the threads that
@@ -57,8 +59,10 @@ struct AnalyzerCounters {
 class Analyzer {
  public:
   // The consumers are fixed here: the analyzer thread starts with the constructor and reads them.
+  // plans: the classes captured plans gave fingerprints (the missing-index rule fills it).
   Analyzer(AnalyzerSettings settings, std::shared_ptr<prometheus::Registry> registry,
-           std::vector<std::shared_ptr<EventConsumer>> consumers = {});
+           std::vector<std::shared_ptr<EventConsumer>> consumers = {},
+           std::shared_ptr<const PlanClasses> plans = nullptr);
   ~Analyzer();
   Analyzer(const Analyzer&) = delete;
   Analyzer& operator=(const Analyzer&) = delete;
@@ -71,7 +75,7 @@ class Analyzer {
   EventQueue& queue() { return queue_; }
 
   std::vector<FingerprintRow> fingerprints(SortBy sort, std::size_t limit) const {
-    return stats_.rows(sort, limit);
+    return stats_.rows(sort, limit, plans_.get());
   }
   AnalyzerCounters counters() const;
 
@@ -92,6 +96,7 @@ class Analyzer {
   void process(const ExecutionEvent& event);
   void apply_metrics();
   void refresh_top_k();
+  void refresh_grades();
 
   AnalyzerSettings settings_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -101,9 +106,12 @@ class Analyzer {
   StatsTable stats_;
   FingerprintCache cache_;  // analyzer thread only
   const std::vector<std::shared_ptr<EventConsumer>> consumers_;
+  const std::shared_ptr<const PlanClasses> plans_;
 
   prometheus::Family<prometheus::Histogram>& query_duration_;
   prometheus::Family<prometheus::Histogram>& fingerprint_duration_;
+  prometheus::Family<prometheus::Histogram>& fingerprint_pool_wait_;
+  prometheus::Family<prometheus::Gauge>& over_standard_;
   prometheus::Family<prometheus::Counter>& queries_;
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Counter& parse_failures_metric_;
@@ -112,8 +120,14 @@ class Analyzer {
   std::unordered_map<std::tuple<std::uint64_t, StatementKind, std::string, std::string>,
                      PendingHistogram, KeyHash, KeyEqual>
       query_histograms_;
-  std::unordered_map<std::uint64_t, PendingHistogram> top_histograms_;  // fingerprint → series
-  PendingHistogram other_histogram_;
+  // The top K fingerprints' series; the rest go into the "other" ones.
+  struct TopSeries {
+    PendingHistogram duration, pool_wait;
+    prometheus::Gauge* over_standard = nullptr;  // where its class has a limit
+    StandardClass graded_as = StandardClass::Other;
+  };
+  std::unordered_map<std::uint64_t, TopSeries> top_series_;  // by fingerprint
+  PendingHistogram other_histogram_, other_pool_wait_;
   std::map<std::string, prometheus::Counter*> error_counters_;  // by SQLSTATE class
   prometheus::Counter* queries_total_ = nullptr;
   std::uint64_t queries_pending_ = 0;

@@ -58,8 +58,12 @@ struct ExecutionEvent {
   std::vector<std::string> columns;  // result column names, at most kSampleColumns
   // Hashes (hash_value) of the first kSampleRows rows' values, row after row, columns.size() each.
   std::vector<std::uint64_t> result_sample;
-  std::chrono::nanoseconds pool_wait{0};  // waited for a server connection before this statement
-  std::chrono::nanoseconds latency{0};    // request forwarded → CommandComplete/ErrorResponse
+  // How long the client's request waited for a server connection before this statement could be
+  // sent. Charged to the first statement started after the session got a connection (in
+  // transaction mode a transaction's first statement, BEGIN for an explicit one; in session mode
+  // the session's first): the others run on a connection already held and carry zero.
+  std::chrono::nanoseconds pool_wait{0};
+  std::chrono::nanoseconds latency{0};  // request forwarded → CommandComplete/ErrorResponse
   std::chrono::system_clock::time_point finished_at{};
   std::string sqlstate;  // set when it failed
 

@@ -23,11 +23,20 @@ int LatencyHistogram::bucket_of(std::chrono::nanoseconds latency) {
   return static_cast<int>(above - floors.begin()) - 1;
 }
 
-void LatencyHistogram::observe(std::chrono::nanoseconds latency) {
-  ++buckets_[static_cast<std::size_t>(bucket_of(latency))];
-  ++count_;
+void LatencyHistogram::observe(std::chrono::nanoseconds latency, std::uint64_t times) {
+  if (times == 0) return;
+  buckets_[static_cast<std::size_t>(bucket_of(latency))] += times;
+  count_ += times;
   min_ = std::min(min_, latency);
   max_ = std::max(max_, latency);
+}
+
+void LatencyHistogram::merge(const LatencyHistogram& other) {
+  if (other.count_ == 0) return;
+  for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
+  count_ += other.count_;
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
 }
 
 std::chrono::nanoseconds LatencyHistogram::quantile(double q) const {

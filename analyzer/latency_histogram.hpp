@@ -14,10 +14,13 @@ class LatencyHistogram {
   static constexpr int kPerDecade = 20;
   static constexpr int kBuckets = 8 * kPerDecade + 2;  // below 1 µs, 1 µs..100 s, above
 
-  void observe(std::chrono::nanoseconds latency);
+  void observe(std::chrono::nanoseconds latency, std::uint64_t times = 1);
+  // Adds another histogram's observations (the rows of one fingerprint, over identities).
+  void merge(const LatencyHistogram& other);
   // The q-quantile (0..1), as the geometric middle of its bucket, clamped to what was seen.
   std::chrono::nanoseconds quantile(double q) const;
   std::uint64_t count() const { return count_; }
+  std::uint64_t bucket_count(int i) const { return buckets_[static_cast<std::size_t>(i)]; }
   // Lower bound of bucket i (the first bucket starts at zero).
   static std::chrono::nanoseconds bucket_floor(int i);
   static int bucket_of(std::chrono::nanoseconds latency);

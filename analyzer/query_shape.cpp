@@ -99,6 +99,153 @@ void collect_constants(const json& node, std::vector<std::pair<int, std::string>
   }
 }
 
+// The last name of a qualified name list ([{"String":{"sval":"pg_catalog"}},{"String":...}]).
+std::string last_name(const json& names) {
+  if (!names.is_array() || names.empty()) return {};
+  const json& last = names.back();
+  if (auto it = last.find("String"); it != last.end()) return it->value("sval", std::string());
+  return {};
+}
+
+bool is_aggregate_function(const std::string& name) {
+  static const char* names[] = {"count",
+                                "sum",
+                                "avg",
+                                "min",
+                                "max",
+                                "array_agg",
+                                "string_agg",
+                                "bool_and",
+                                "bool_or",
+                                "every",
+                                "json_agg",
+                                "jsonb_agg",
+                                "json_object_agg",
+                                "jsonb_object_agg",
+                                "stddev",
+                                "stddev_pop",
+                                "stddev_samp",
+                                "variance",
+                                "var_pop",
+                                "var_samp",
+                                "bit_and",
+                                "bit_or",
+                                "xmlagg",
+                                "percentile_cont",
+                                "percentile_disc",
+                                "mode",
+                                "corr",
+                                "covar_pop",
+                                "covar_samp",
+                                "regr_count"};
+  for (auto n : names)
+    if (name == n) return true;
+  return false;
+}
+
+// Functions whose result differs from call to call (or transaction to transaction): a result
+// that includes them is not the same read twice.
+bool is_volatile_function(const std::string& name) {
+  static const char* names[] = {"nextval",
+                                "setval",
+                                "currval",
+                                "lastval",
+                                "now",
+                                "random",
+                                "random_normal",
+                                "setseed",
+                                "clock_timestamp",
+                                "statement_timestamp",
+                                "transaction_timestamp",
+                                "timeofday",
+                                "gen_random_uuid",
+                                "uuid_generate_v1",
+                                "uuid_generate_v1mc",
+                                "uuid_generate_v4",
+                                "txid_current",
+                                "pg_current_xact_id",
+                                "pg_sleep",
+                                "pg_notify",
+                                "set_config",
+                                "pg_advisory_lock",
+                                "pg_try_advisory_lock",
+                                "pg_advisory_xact_lock",
+                                "pg_try_advisory_xact_lock",
+                                "dblink",
+                                "dblink_exec"};
+  for (auto n : names)
+    if (name == n) return true;
+  return false;
+}
+
+// A constant or a parameter, possibly cast: what a key lookup compares a column to.
+bool is_constant_or_param(const json& node) {
+  if (!node.is_object()) return false;
+  if (node.contains("A_Const") || node.contains("ParamRef")) return true;
+  if (auto it = node.find("TypeCast"); it != node.end() && it->contains("arg"))
+    return is_constant_or_param((*it)["arg"]);
+  return false;
+}
+
+bool is_id_column(const json& node) {
+  if (!node.is_object()) return false;
+  auto it = node.find("ColumnRef");
+  return it != node.end() && last_name(it->value("fields", json::array())) == "id";
+}
+
+// `id = $1` at the top of a WHERE, alone or among ANDed conditions.
+bool has_id_equality(const json& where) {
+  if (!where.is_object()) return false;
+  if (auto it = where.find("BoolExpr"); it != where.end()) {
+    if (it->value("boolop", std::string()) != "AND_EXPR") return false;
+    for (const auto& arg : it->value("args", json::array()))
+      if (has_id_equality(arg)) return true;
+    return false;
+  }
+  auto it = where.find("A_Expr");
+  if (it == where.end() || it->value("kind", std::string()) != "AEXPR_OP" ||
+      last_name(it->value("name", json::array())) != "=")
+    return false;
+  const json& l = it->value("lexpr", json::object());
+  const json& r = it->value("rexpr", json::object());
+  return (is_id_column(l) && is_constant_or_param(r)) ||
+         (is_id_column(r) && is_constant_or_param(l));
+}
+
+// One walk over a SELECT's tree for the facts the grading and the cache rule need.
+void scan_read(const json& node, StatementShape& shape) {
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      if (key == "RangeVar") {
+        ++shape.read.relations;
+      } else if (key == "JoinExpr") {
+        shape.read.join = true;
+      } else if (key == "FuncCall") {
+        auto name = last_name(value.value("funcname", json::array()));
+        if (!value.contains("over") &&
+            (value.value("agg_star", false) || is_aggregate_function(name)))
+          shape.read.aggregate = true;
+        if (is_volatile_function(name)) shape.volatile_functions = true;
+      } else if (key == "SQLValueFunction") {
+        // CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME...: not CURRENT_USER and its kind
+        auto op = value.value("op", std::string());
+        if (op.find("DATE") != std::string::npos || op.find("TIME") != std::string::npos)
+          shape.volatile_functions = true;
+      } else if (key == "groupClause") {
+        shape.read.aggregate = true;
+      } else if (key == "lockingClause") {
+        shape.locking = true;
+      } else if (key == "intoClause" || key == "InsertStmt" || key == "UpdateStmt" ||
+                 key == "DeleteStmt" || key == "MergeStmt") {
+        shape.modifies = true;
+      }
+      scan_read(value, shape);
+    }
+  } else if (node.is_array()) {
+    for (const auto& value : node) scan_read(value, shape);
+  }
+}
+
 StatementShape unparsed(std::string_view text) {
   StatementShape s;
   s.kind = StatementKind::Unparsed;
@@ -206,6 +353,13 @@ QueryShape analyze_query(std::string_view sql) {
         s.target_table = relation_name(body["relation"]);
       }
       scan_lists(body, s);
+      if (s.kind == StatementKind::Select) {
+        scan_read(body, s);
+        s.read.join = s.read.join || s.read.relations > 1;
+        s.read.where = body.contains("whereClause");
+        s.read.limit = body.contains("limitCount");
+        s.read.id_equality = s.read.where && has_id_equality(body["whereClause"]);
+      }
       std::vector<std::pair<int, std::string>> constants;
       collect_constants(body, constants);
       std::sort(constants.begin(), constants.end());  // the tree's keys are not in text order

@@ -48,6 +48,19 @@ struct StatementShape {
   // Constants in the text, in order (what $1, $2... of `normalized` stand for), at most 32:
   // a simple-protocol client's parameters.
   std::vector<std::string> literals;
+  // What the database standards' grading (analyzer/standard.hpp) reads off a SELECT's tree.
+  struct ReadShape {
+    int relations = 0;         // tables named anywhere in it (FROM, joins, subqueries, CTEs)
+    bool join = false;         // a JOIN, or more than one table
+    bool aggregate = false;    // an aggregate function (not a window) or GROUP BY
+    bool where = false;        // a top-level WHERE
+    bool limit = false;        // a top-level LIMIT / FETCH FIRST
+    bool id_equality = false;  // the top-level WHERE has `id = <constant or parameter>` (ANDed)
+  } read;
+  // What makes a SELECT no plain read, for the cache rule:
+  bool locking = false;             // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE
+  bool modifies = false;            // a data-modifying CTE, or SELECT INTO
+  bool volatile_functions = false;  // nextval, now(), random(), CURRENT_TIMESTAMP and the like
 };
 
 struct QueryShape {

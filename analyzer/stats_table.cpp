@@ -10,6 +10,7 @@ namespace {
 double ms(std::chrono::nanoseconds d) {
   return static_cast<double>(d.count()) / 1e6;
 }
+
 }  // namespace
 
 void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event) {
@@ -34,6 +35,7 @@ void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event
     e.fingerprint_hex = shape.fingerprint_hex;
     e.normalized = shape.normalized;
     e.kind = shape.kind;
+    e.shape_class = classify_shape(shape);
     e.first_seen = event.finished_at;
     e.recency = recency_.begin();
   } else {
@@ -47,19 +49,29 @@ void StatsTable::record(const StatementShape& shape, const ExecutionEvent& event
   e.min = std::min(e.min, event.latency);
   e.max = std::max(e.max, event.latency);
   e.histogram.observe(event.latency);
+  if (event.pool_wait.count() > 0 && !e.pool_wait) {
+    e.pool_wait = std::make_unique<LatencyHistogram>();
+    e.pool_wait->observe(std::chrono::nanoseconds(0), e.calls - 1);
+  }
+  if (e.pool_wait) e.pool_wait->observe(event.pool_wait);
+  e.pool_wait_total += event.pool_wait;
+  e.pool_wait_max = std::max(e.pool_wait_max, event.pool_wait);
   e.last_seen = event.finished_at;
 }
 
-std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) const {
+std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit,
+                                             const PlanClasses* plans) const {
   std::vector<FingerprintRow> out;
   {
     std::lock_guard lock(mutex_);
     out.reserve(entries_.size());
     for (const auto& [key, e] : entries_) {
       FingerprintRow r;
+      r.fingerprint_id = std::get<0>(key);
       r.fingerprint = e.fingerprint_hex;
       r.query = e.normalized;
       r.command = std::string(to_string(e.kind));
+      r.standard.cls = e.shape_class;
       r.database = std::get<2>(key);
       r.user = std::get<3>(key);
       r.application_name = std::get<4>(key);
@@ -79,6 +91,10 @@ std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) con
       r.histogram_counts = std::move(buckets.counts);
       r.first_seen = e.first_seen;
       r.last_seen = e.last_seen;
+      r.pool_wait_total_ms = ms(e.pool_wait_total);
+      r.pool_wait_mean_ms = e.calls ? r.pool_wait_total_ms / static_cast<double>(e.calls) : 0;
+      r.pool_wait_p95_ms = e.pool_wait ? ms(e.pool_wait->quantile(0.95)) : 0;
+      r.pool_wait_max_ms = ms(e.pool_wait_max);
       out.push_back(std::move(r));
     }
   }
@@ -100,6 +116,11 @@ std::vector<FingerprintRow> StatsTable::rows(SortBy sort, std::size_t limit) con
            std::tie(b.fingerprint, b.database, b.user, b.application_name);
   });
   if (out.size() > limit) out.resize(limit);
+  for (auto& r : out) {
+    auto planned = plans ? plans->get(r.fingerprint_id) : std::nullopt;
+    r.standard =
+        grade_against_standard(planned.value_or(r.standard.cls), planned.has_value(), r.p95_ms);
+  }
   return out;
 }
 
@@ -111,6 +132,27 @@ std::vector<std::pair<std::uint64_t, std::chrono::nanoseconds>> StatsTable::tota
     for (const auto& [key, e] : entries_) totals[std::get<0>(key)] += e.total;
   }
   return {totals.begin(), totals.end()};
+}
+
+std::vector<FingerprintSummary> StatsTable::summaries(
+    const std::set<std::uint64_t>& fingerprints) const {
+  std::map<std::uint64_t, FingerprintSummary> by_fingerprint;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, e] : entries_) {
+      auto fp = std::get<0>(key);
+      if (fingerprints.count(fp) == 0) continue;
+      auto& s = by_fingerprint[fp];
+      s.fingerprint = fp;
+      s.total += e.total;
+      s.latency.merge(e.histogram);
+      s.shape_class = e.shape_class;
+    }
+  }
+  std::vector<FingerprintSummary> out;
+  out.reserve(by_fingerprint.size());
+  for (auto& [fp, s] : by_fingerprint) out.push_back(std::move(s));
+  return out;
 }
 
 std::uint64_t StatsTable::evictions() const {

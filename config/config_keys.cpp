@@ -313,6 +313,18 @@ std::vector<KeyRow> build_table() {
   t.push_back(boolean(
       "index_use_hypopg", [](Config& c) -> bool& { return c.rules.index_use_hypopg; }, false,
       "hypopg's check of a suggested index, where the extension is installed"));
+  t.push_back(seconds(
+      "cache_window", [](Config& c) -> pool::Duration& { return c.rules.cache_window; }, false,
+      false, "cache opportunity: seconds within which a repeated read counts as a cache hit"));
+  t.push_back(integer(
+      "cache_min_calls", [](Config& c) -> int& { return c.rules.cache_min_calls; }, 2, kIntMax,
+      false, "cache opportunity: runs of a read before it is judged"));
+  t.push_back(integer(
+      "cache_min_hit_percent", [](Config& c) -> int& { return c.rules.cache_min_hit_percent; }, 1,
+      100, false, "cache opportunity: share of calls a cache would have answered, in percent"));
+  t.push_back(integer(
+      "cache_max_keys", [](Config& c) -> std::size_t& { return c.rules.cache_max_keys; }, 1,
+      kIntMax, false, "cache opportunity: (statement, parameters) keys remembered"));
   t.push_back(row(
       "log_level", ValueKind::Text, true, "trace, debug, info, warn, error, critical or off",
       [](ValueReader& r, const toml::node& n, const std::string& key, Config& c) {

@@ -30,12 +30,33 @@ constexpr Column kConfigColumns[] = {
 constexpr Column kVersionColumns[] = {{"version", kText}};
 // The same columns as /api/fingerprints.
 constexpr Column kFingerprintColumns[] = {
-    {"fingerprint", kText}, {"query", kText},    {"command", kText},
-    {"database", kText},    {"user", kText},     {"application_name", kText},
-    {"calls", kInt8},       {"errors", kInt8},   {"rows", kInt8},
-    {"total_ms", kFloat8},  {"min_ms", kFloat8}, {"max_ms", kFloat8},
-    {"mean_ms", kFloat8},   {"p50_ms", kFloat8}, {"p95_ms", kFloat8},
+    {"fingerprint", kText},
+    {"query", kText},
+    {"command", kText},
+    {"database", kText},
+    {"user", kText},
+    {"application_name", kText},
+    {"calls", kInt8},
+    {"errors", kInt8},
+    {"rows", kInt8},
+    {"total_ms", kFloat8},
+    {"min_ms", kFloat8},
+    {"max_ms", kFloat8},
+    {"mean_ms", kFloat8},
+    {"p50_ms", kFloat8},
+    {"p95_ms", kFloat8},
     {"p99_ms", kFloat8},
+    // standard.class, .limit_ms, .grade ("over 3.2x" here), .over_by and .basis
+    {"standard", kText},
+    {"standard_limit_ms", kFloat8},
+    {"grade", kText},
+    {"over_by", kFloat8},
+    {"basis", kText},
+    // pool_wait.total_ms, .mean_ms, .p95_ms, .max_ms
+    {"pool_wait_total_ms", kFloat8},
+    {"pool_wait_mean_ms", kFloat8},
+    {"pool_wait_p95_ms", kFloat8},
+    {"pool_wait_max_ms", kFloat8},
 };
 constexpr Column kAdviceColumns[] = {
     {"rule", kText},        {"severity", kText},
@@ -70,11 +91,34 @@ Bytes show_version(const View&) {
 Bytes show_fingerprints(const View& s) {
   std::vector<Row> rows;
   if (auto* analyzer = s.analysis.analyzer)
-    for (const auto& f : analyzer->fingerprints(analyzer::SortBy::TotalTime, 1000))
-      rows.push_back(Row{text(f.fingerprint), text(f.query), text(f.command), text(f.database),
-                         text(f.user), text(f.application_name), num(f.calls), num(f.errors),
-                         num(f.rows), real(f.total_ms), real(f.min_ms), real(f.max_ms),
-                         real(f.mean_ms), real(f.p50_ms), real(f.p95_ms), real(f.p99_ms)});
+    for (const auto& f : analyzer->fingerprints(analyzer::SortBy::TotalTime, 1000)) {
+      const auto& g = f.standard;
+      rows.push_back(Row{text(f.fingerprint),
+                         text(f.query),
+                         text(f.command),
+                         text(f.database),
+                         text(f.user),
+                         text(f.application_name),
+                         num(f.calls),
+                         num(f.errors),
+                         num(f.rows),
+                         real(f.total_ms),
+                         real(f.min_ms),
+                         real(f.max_ms),
+                         real(f.mean_ms),
+                         real(f.p50_ms),
+                         real(f.p95_ms),
+                         real(f.p99_ms),
+                         text(analyzer::to_string(g.cls)),
+                         g.limit_ms ? real(*g.limit_ms) : Cell{},
+                         text(g.summary()),
+                         g.over_by ? real(*g.over_by) : Cell{},
+                         text(g.from_plan ? "plan" : "shape"),
+                         real(f.pool_wait_total_ms),
+                         real(f.pool_wait_mean_ms),
+                         real(f.pool_wait_p95_ms),
+                         real(f.pool_wait_max_ms)});
+    }
   return table(kFingerprintColumns, rows);
 }
 

@@ -93,6 +93,20 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
 double ms(std::chrono::nanoseconds d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
+
+json or_null(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json standard_json(const analyzer::StandardGrade& g) {
+  return {{"class", std::string(to_string(g.cls))},
+          {"limit_ms", or_null(g.limit_ms)},
+          {"grade", std::string(to_string(g.grade))},
+          {"over_by", or_null(g.over_by)},
+          {"basis", g.from_plan ? "plan" : "shape"}};
+}
+
+// Upper bounds (null: +infinity, the bucket past 100 s) and non-cumulative counts.
 }  // namespace
 
 HttpReply json_reply(unsigned status, const json& j) {
@@ -317,7 +331,13 @@ HttpReply HttpServer::fingerprints(std::string_view query) const {
                     {"p99_ms", r.p99_ms},
                     {"histogram", {{"le_ms", r.histogram_le_ms}, {"counts", r.histogram_counts}}},
                     {"first_seen", iso8601(r.first_seen)},
-                    {"last_seen", iso8601(r.last_seen)}});
+                    {"last_seen", iso8601(r.last_seen)},
+                    {"standard", standard_json(r.standard)},
+                    {"pool_wait",
+                     {{"total_ms", r.pool_wait_total_ms},
+                      {"mean_ms", r.pool_wait_mean_ms},
+                      {"p95_ms", r.pool_wait_p95_ms},
+                      {"max_ms", r.pool_wait_max_ms}}}});
   }
   return json_reply(200, json{{"fingerprints", std::move(rows)}, {"analysis", true}});
 }

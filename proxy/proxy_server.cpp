@@ -40,8 +40,10 @@ std::unique_ptr<analyzer::Analyzer> make_analyzer(const config::Config& c,
   a.queue_capacity = static_cast<std::size_t>(c.analysis_queue_size);
   a.max_fingerprints = static_cast<std::size_t>(c.max_fingerprints);
   a.top_k = static_cast<std::size_t>(c.fingerprint_top_k);
+  auto plans = advisor->plans();
   return std::make_unique<analyzer::Analyzer>(
-      a, std::move(registry), std::vector<std::shared_ptr<analyzer::EventConsumer>>{advisor});
+      a, std::move(registry), std::vector<std::shared_ptr<analyzer::EventConsumer>>{advisor},
+      std::move(plans));
 }
 }  // namespace
 

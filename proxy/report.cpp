@@ -53,6 +53,28 @@ std::string str(const json& j, const char* key) {
   if (!j.contains(key)) return "";
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
+
+// A fingerprint's grade against the standard for its class: "ok (indexed < 10 ms)",
+// "over 3.2x (primary_key_lookup < 1 ms, plan)", "avoid (full_scan, plan)", "n/a (write)".
+std::string grade_text(const json& row) {
+  auto st = row.value("standard", json::object());
+  if (!st.is_object() || st.empty()) return "";
+  auto cls = st.value("class", std::string("other"));
+  auto grade = st.value("grade", std::string("n/a"));
+  std::string text = grade;
+  if (grade == "over" && st.value("over_by", json()).is_number())
+    text = fmt::format("over {:.1f}x", st["over_by"].get<double>());
+  std::string why = cls;
+  if (st.value("limit_ms", json()).is_number())
+    why += fmt::format(" < {:g} ms", st["limit_ms"].get<double>());
+  if (st.value("basis", std::string()) == "plan") why += ", plan";
+  return text + " (" + why + ")";
+}
+
+double pool_wait_p95(const json& row) {
+  auto w = row.value("pool_wait", json::object());
+  return w.is_object() ? w.value("p95_ms", 0.0) : 0.0;
+}
 }  // namespace
 
 std::string render_report(const json& advice, const json& fingerprints, ReportFormat format,
@@ -86,24 +108,30 @@ std::string render_report(const json& advice, const json& fingerprints, ReportFo
     std::string evidence;
     for (const char* key :
          {"parent_query", "parent_column", "executions_per_occurrence", "table", "columns", "rows",
-          "transactions", "round_trips", "cost_before", "cost_after", "table_rows"})
+          "transactions", "round_trips", "cost_before", "cost_after", "table_rows", "hit_rate",
+          "calls", "distinct_keys", "result_changes", "suggested_ttl_s", "saved_ms"})
       if (f.contains(key)) evidence += fmt::format("{}={} ", key, str(f, key));
     evidence += fmt::format("count={} estimated_savings_ms={:.1f}", f.value("count", 0),
                             f.value("estimated_savings_ms", 0.0));
     out += md ? "Evidence: " + evidence + "\n\nFix:\n\n```sql\n" + str(f, "fix") + "\n```\n\n"
               : "Evidence: " + evidence + "\nFix:\n" + indent(str(f, "fix"), "    ") + "\n";
   }
-  out += md ? "## Top statements by total time\n\n| calls | total ms | p95 ms | query "
-              "|\n|---:|---:|---:|---|\n"
+  // The p95 graded against the guide's standard for the statement's class, and the p95 of the
+  // time its calls waited for a server connection.
+  out += md ? "## Top statements by total time\n\n| calls | total ms | p95 ms | standard (p95) | "
+              "pool wait p95 ms | query |\n|---:|---:|---:|---|---:|---|\n"
             : "Top statements by total time\n----------------------------\n";
   for (const auto& s : top) {
     auto q = str(s, "query");
     if (md)
-      out += fmt::format("| {} | {:.1f} | {:.2f} | `{}` |\n", s.value("calls", 0),
-                         s.value("total_ms", 0.0), s.value("p95_ms", 0.0), q);
+      out += fmt::format("| {} | {:.1f} | {:.2f} | {} | {:.2f} | `{}` |\n", s.value("calls", 0),
+                         s.value("total_ms", 0.0), s.value("p95_ms", 0.0), grade_text(s),
+                         pool_wait_p95(s), q);
     else
-      out += fmt::format("{:>8} calls {:>10.1f} ms  p95 {:>8.2f} ms  {}\n", s.value("calls", 0),
-                         s.value("total_ms", 0.0), s.value("p95_ms", 0.0), q);
+      out += fmt::format(
+          "{:>8} calls {:>10.1f} ms  p95 {:>8.2f} ms  {:<40}  pool wait p95 {:>7.2f} ms  {}\n",
+          s.value("calls", 0), s.value("total_ms", 0.0), s.value("p95_ms", 0.0), grade_text(s),
+          pool_wait_p95(s), q);
   }
   if (!resets.empty()) {
     out += md ? "\n## Session state left on server connections\n\n"

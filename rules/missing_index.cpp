@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <pqxx/pqxx>
+#include <set>
 
 #include "analyzer/analyzer.hpp"
 #include "rules/query_columns.hpp"
@@ -40,6 +42,40 @@ PlanFacts explain(pqxx::connection& conn, const MissingIndexRule::Candidate& c,
   return facts;
 }
 
+// "schema.name" as a regclass, whatever the case or characters of either part.
+const char* const kRegclass =
+    "to_regclass(CASE WHEN strpos($1, '.') > 0 THEN format('%I.%I', split_part($1, '.', 1), "
+    "substr($1, strpos($1, '.') + 1)) ELSE format('%I', $1) END)";
+
+// The class the captured instance's plan gives, for the grading (analyzer/standard.hpp).
+std::optional<analyzer::StandardClass> plan_class(pqxx::connection& conn,
+                                                  const MissingIndexRule::Candidate& c,
+                                                  double large_rows) {
+  pqxx::nontransaction tx(conn);
+  std::vector<const char*> params;
+  for (const auto& p : c.parameters) params.push_back(p ? p->c_str() : nullptr);
+  auto result = tx.exec_params("EXPLAIN (FORMAT JSON, VERBOSE) " + c.sql,
+                               pqxx::prepare::make_dynamic_params(params));
+  auto facts = analyzer::plan_facts(json::parse(result[0][0].c_str())[0]["Plan"]);
+  std::map<std::string, double> table_rows;
+  for (const auto& table : facts.seq_scanned) {
+    auto r = tx.exec_params(std::string("SELECT GREATEST(c.reltuples, 0)::float8, "
+                                        "COALESCE(s.n_live_tup, 0)::float8 FROM pg_class c "
+                                        "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+                                        "WHERE c.oid = ") +
+                                kRegclass,
+                            table);
+    if (!r.empty()) table_rows[table] = std::max(r[0][0].as<double>(), r[0][1].as<double>());
+  }
+  std::set<std::string> primary;
+  for (const auto& index : facts.indexes) {
+    auto r = tx.exec_params(
+        std::string("SELECT indisprimary FROM pg_index WHERE indexrelid = ") + kRegclass, index);
+    if (!r.empty() && r[0][0].as<bool>()) primary.insert(index);
+  }
+  return analyzer::classify_plan(facts, table_rows, primary, large_rows);
+}
+
 bool hypopg_available(pqxx::connection& conn) {
   try {
     pqxx::nontransaction tx(conn);
@@ -54,10 +90,12 @@ bool hypopg_available(pqxx::connection& conn) {
 }  // namespace
 
 MissingIndexRule::MissingIndexRule(const RuleSettings& settings, Connector connector,
-                                   FindingStore& findings)
+                                   FindingStore& findings,
+                                   std::shared_ptr<analyzer::PlanClasses> plans)
     : settings_(settings),
       connector_(std::move(connector)),
       findings_(findings),
+      plans_(std::move(plans)),
       worker_([this] { run(); }) {}
 
 MissingIndexRule::~MissingIndexRule() {
@@ -88,6 +126,8 @@ void MissingIndexRule::consume(const analyzer::ExecutionEvent& event,
                 .first;
   auto& c = found->second;
   if (c.calls == 0) {
+    c.fingerprint_id = shape.fingerprint;
+    c.select = shape.kind == StatementKind::Select;
     c.fingerprint = shape.fingerprint_hex;
     c.normalized = shape.normalized;
     c.database = event.session->database;
@@ -147,10 +187,19 @@ void MissingIndexRule::run() {
 
 void MissingIndexRule::check(const Candidate& c) {
   auto tables = index_candidates(c.sql);
-  if (tables.empty()) return;
+  bool grade = c.select && plans_ != nullptr;
+  if (tables.empty() && !grade) return;
   auto conninfo = connector_(c.database, c.user);
   if (conninfo.empty()) return;
   pqxx::connection conn(conninfo);
+  if (grade) {
+    try {
+      plans_->set(c.fingerprint_id, plan_class(conn, c, settings_.index_min_rows));
+    } catch (const std::exception& e) {
+      // Graded on its shape until a plan can be had; the index check goes on.
+      spdlog::debug("missing_index: no plan for the grading of {}: {}", c.fingerprint, e.what());
+    }
+  }
   for (const auto& t : tables) {
     if (t.index_columns.empty()) continue;
     pqxx::nontransaction tx(conn);

@@ -16,6 +16,13 @@ struct RuleSettings {
   bool index_use_hypopg = true;  // confirm with a hypothetical index when the extension is there
   double index_min_cost_reduction = 0.5;
   std::chrono::seconds index_recheck{10};
+  // Cache opportunity: a repeat of the same read further apart than the window is no hit (a
+  // cache would have let it expire); judged once a fingerprint ran cache_min_calls times, found
+  // when at least cache_min_hit_percent of its calls returned what the previous same call did.
+  std::chrono::steady_clock::duration cache_window = std::chrono::minutes(5);
+  int cache_min_calls = 20;
+  int cache_min_hit_percent = 50;
+  std::size_t cache_max_keys = 10'000;  // (fingerprint, identity, parameters) keys remembered
   // A run of statements that saw nothing for this long is judged as it stands.
   std::chrono::milliseconds run_idle{1000};
   std::size_t max_sessions = 10'000;  // sessions whose recent statements are remembered

@@ -110,9 +110,9 @@ NPlusOneRule::Session& NPlusOneRule::session(const ExecutionEvent& event,
   return s;
 }
 
-void NPlusOneRule::consume(const ExecutionEvent& event, const StatementShape& shape,
+bool NPlusOneRule::consume(const ExecutionEvent& event, const StatementShape& shape,
                            SteadyClock::time_point now, FindingStore& findings) {
-  if (analyzer::is_transaction_control(shape.kind)) return;  // BEGIN/COMMIT do not break a loop
+  if (analyzer::is_transaction_control(shape.kind)) return false;  // BEGIN/COMMIT: no break
   auto& s = session(event, now);
   // A batched lookup (IN-list, = ANY) is the fix, never the problem.
   bool batched = shape.in_list_size > 1 || shape.any_array_param;
@@ -128,11 +128,11 @@ void NPlusOneRule::consume(const ExecutionEvent& event, const StatementShape& sh
       s.run->parent = s.parent;
     }
   }
+  bool linked = false;
   if (s.run && s.run->fingerprint == shape.fingerprint) {
     auto& run = *s.run;
     ++run.executions;
     run.total += event.latency;
-    bool linked = false;
     std::uint32_t columns_hit = 0;
     for (auto h : parameter_hashes(event, shape)) {
       run.values.insert(h);
@@ -159,6 +159,7 @@ void NPlusOneRule::consume(const ExecutionEvent& event, const StatementShape& sh
       parent->value_columns[event.result_sample[i]] |= 1u << (i % columns);
     s.parent = std::move(parent);
   }
+  return linked;
 }
 
 void NPlusOneRule::tick(SteadyClock::time_point now, FindingStore& findings) {

@@ -28,7 +28,9 @@ using SteadyClock = std::chrono::steady_clock;
 class NPlusOneRule {
  public:
   explicit NPlusOneRule(const RuleSettings& settings) : settings_(settings) {}
-  void consume(const ExecutionEvent& event, const StatementShape& shape,
+  // True when the statement repeats a query with parameters taken from the rows before it: a
+  // child of a possible N+1 (whose fix is loading it with its parent, not caching it).
+  bool consume(const ExecutionEvent& event, const StatementShape& shape,
                SteadyClock::time_point now, FindingStore& findings);
   // Judges runs that went quiet.
   void tick(SteadyClock::time_point now, FindingStore& findings);

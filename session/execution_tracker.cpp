@@ -9,6 +9,21 @@ namespace pglens::session {
 
 namespace {
 using analyzer::hash_value;
+
+// A RowDescription's first column names, assigned in place: their buffers are reused.
+void read_column_names(protocol::ByteView body, std::vector<std::string>& columns) {
+  protocol::Reader in(body);
+  auto n = std::min<std::size_t>(in.count16(19), analyzer::kSampleColumns);
+  columns.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    columns[i].assign(in.cstring());
+    in.bytes(18);
+    if (in.failed()) {
+      columns.resize(i);
+      break;
+    }
+  }
+}
 }  // namespace
 
 ExecutionTracker::ExecutionTracker(std::shared_ptr<const analyzer::SessionInfo> session,
@@ -38,9 +53,12 @@ std::uint64_t ExecutionTracker::on_describe(protocol::ByteView body) {
   protocol::Reader in(body);
   auto target = in.u8();
   auto name = in.cstring();
-  if (in.failed() || target != 'S' || find_statement(name) == nullptr) return 0;
+  if (in.failed()) return 0;
+  bool portal = target == 'P';
+  if (portal ? find_portal(name) == nullptr : target != 'S' || find_statement(name) == nullptr)
+    return 0;
   if (describes_.size() >= 64) describes_.erase(describes_.begin());  // never answered
-  describes_.push_back({next_tag_++, std::string(name)});
+  describes_.push_back({next_tag_++, std::string(name), portal});
   return describes_.back().tag;
 }
 
@@ -249,7 +267,16 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
     auto d = std::find_if(describes_.begin(), describes_.end(),
                           [&](const PendingDescribe& p) { return p.tag == outcome.tag; });
     if (d == describes_.end() || frame.kind != protocol::FrameKind::Message) return;
-    if (frame.type == 'T') {
+    if (frame.type == 'T' && d->portal) {
+      // A portal's RowDescription answers its Describe, not the Execute that follows it (sent
+      // before this answer came, as libpq's PQexecParams does): that statement's names, read
+      // into its own buffers as its own RowDescription would be.
+      for (std::size_t i = first_; i < end_; ++i)
+        if (!executions_[i].done && executions_[i].tag > d->tag) {
+          read_column_names(frame.data, executions_[i].event.columns);
+          break;
+        }
+    } else if (frame.type == 'T') {
       protocol::Reader in(frame.data);
       auto n = std::min<std::size_t>(in.count16(19), analyzer::kSampleColumns);
       auto columns = std::make_shared<std::vector<std::string>>();
@@ -268,21 +295,9 @@ void ExecutionTracker::on_response(const protocol::Frame& frame,
   bool simple = outcome.request == 'Q';
   if (frame.kind != protocol::FrameKind::Message) return;  // streamed rows are not sampled
   switch (frame.type) {
-    case 'T': {  // RowDescription: the names the sample's columns go by
-      protocol::Reader in(frame.data);
-      auto n = std::min<std::size_t>(in.count16(19), analyzer::kSampleColumns);
-      auto& columns = e.event.columns;
-      columns.resize(n);  // the names are assigned in place: their buffers are reused
-      for (std::size_t i = 0; i < n; ++i) {
-        columns[i].assign(in.cstring());
-        in.bytes(18);
-        if (in.failed()) {
-          columns.resize(i);
-          break;
-        }
-      }
+    case 'T':  // RowDescription: the names the sample's columns go by
+      read_column_names(frame.data, e.event.columns);
       break;
-    }
     case 'D': {  // DataRow: hash the first rows' values
       // No RowDescription came for it: the statement's, from its Describe.
       if (e.event.columns.empty() && e.described && e.sampled_rows == 0)

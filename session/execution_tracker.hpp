@@ -108,7 +108,8 @@ class ExecutionTracker {
   ByName<Columns> statement_columns_;  // from Describe; "" is the unnamed statement
   struct PendingDescribe {
     std::uint64_t tag;
-    std::string statement;
+    std::string statement;  // or the portal's name
+    bool portal = false;    // Describe 'P' (libpq's PQexecParams, psycopg 3, node-postgres)
   };
   std::vector<PendingDescribe> describes_;  // sent, not answered yet (a few at most)
   ByName<Portal> portals_;

@@ -510,6 +510,37 @@ TEST_F(TrackerTest, ADescribedStatementNamesTheColumnsOfLaterExecutes) {
   EXPECT_NE(events[0].request, events[1].request);
 }
 
+TEST_F(TrackerTest, ADescribedPortalNamesTheColumnsOfItsExecute) {
+  // libpq's PQexecParams: Parse, Bind, Describe of the portal, Execute, Sync in one go; the
+  // RowDescription answers the Describe.
+  for (int round = 0; round < 2; ++round) {
+    tracker.on_parse(encoded_body(pp::Parse{"", "SELECT id FROM customers WHERE id > $1", {}}));
+    ledger.push('P');
+    pp::Bind bind;
+    bind.params.emplace_back(pp::Bytes{'0'});
+    tracker.on_bind(encoded_body(bind));
+    ledger.push('B');
+    ledger.push('D', RequestLedger::Handling::Pass, {},
+                tracker.on_describe(encoded_body(pp::Describe{'P', ""})));
+    ledger.push('E', RequestLedger::Handling::Pass, {},
+                tracker.on_execute(encoded_body(pp::Execute{"", 0}), now));
+    tracker.on_sync();
+    ledger.push('S');
+    receive('1');
+    receive('2');
+    receive_column("id");
+    receive_row("7");
+    receive_row("8");
+    complete("SELECT 2");
+    receive('Z', {'I'});
+  }
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.columns, std::vector<std::string>{"id"});
+    EXPECT_EQ(e.result_sample.size(), 2u);
+  }
+}
+
 TEST_F(TrackerTest, APipelineIsOneRequestAndEachQueryIsItsOwn) {
   send_pipeline("INSERT INTO t VALUES ($1)", {"1", "2", "3"});
   receive('1');
