@@ -120,8 +120,9 @@ void HttpServer::bind(const std::string& host_port) {
 void HttpServer::start() {
   if (!acceptor_.is_open()) return;
   asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
-  spdlog::info("HTTP (/metrics, /api/fingerprints, /api/pools, /api/advice, /healthz) on port {}",
-               port_);
+  spdlog::info(
+      "HTTP (/metrics, /api/fingerprints, /api/pools, /api/advice, /healthz, /livez) on port {}",
+      port_);
 }
 
 awaitable<void> HttpServer::accept_loop() {
@@ -215,7 +216,7 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
   auto q = target.find('?');
   auto path = target.substr(0, q);
   auto query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  enum class Route { Metrics, Fingerprints, Pools, Advice, Health };
+  enum class Route { Metrics, Fingerprints, Pools, Advice, Health, Live };
   Route route;
   if (path == "/metrics")
     route = Route::Metrics;
@@ -227,10 +228,12 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
     route = Route::Advice;
   else if (path == "/healthz")
     route = Route::Health;
+  else if (path == "/livez")
+    route = Route::Live;
   else
-    return error_reply(404,
-                       "not found: " + std::string(path) +
-                           " (try /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz)");
+    return error_reply(
+        404, "not found: " + std::string(path) +
+                 " (try /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz, /livez)");
   if (method != "GET") return error_reply(405, "method not allowed: only GET");
   try {
     switch (route) {
@@ -241,6 +244,11 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
       case Route::Pools:
         return pools();
       case Route::Health:
+        // A load balancer or Kubernetes' readiness probe stops sending clients here.
+        if (sources_.draining && sources_.draining())
+          return {503, std::string(kText), "draining\n"};
+        return {200, std::string(kText), "ok\n"};
+      case Route::Live:
         return {200, std::string(kText), "ok\n"};
       case Route::Advice:
         return advice();
