@@ -348,8 +348,7 @@ awaitable<void> ProxyServer::maintenance_loop() {
           break;
         case DrainStep::Done:
           spdlog::info(
-              "shutdown: every client has left, no client holds a server connection, "
-              "exiting");
+              "shutdown: no client holds a server connection, every client has left; exiting");
           stop();
           co_return;
         case DrainStep::TimedOut:
