@@ -45,6 +45,8 @@ struct Config {
                             // server_idle_timeout
   std::chrono::milliseconds server_connect_timeout{15'000};
   std::chrono::milliseconds client_login_timeout{60'000};
+  // SIGTERM: no new clients, each closed between transactions, the rest at this limit.
+  pool::Duration shutdown_timeout{std::chrono::seconds(30)};
   // Zero: off (PgBouncer's meanings and defaults).
   pool::Duration query_timeout{0};                   // a request without its answer that long
   pool::Duration idle_transaction_timeout{0};        // a client idle inside a transaction

@@ -190,6 +190,11 @@ std::vector<KeyRow> build_table() {
       "client_idle_timeout", [](Config& c) -> pool::Duration& { return c.client_idle_timeout; },
       true, true,
       "seconds a client may sit idle outside a transaction before it is closed; 0: off"));
+  t.push_back(seconds(
+      "shutdown_timeout", [](Config& c) -> pool::Duration& { return c.shutdown_timeout; }, true,
+      true,
+      "seconds a shutdown (SIGTERM, SIGINT, SHUTDOWN) lets transactions in flight finish; 0: "
+      "exit at once"));
   t.push_back(boolean(
       "tcp_keepalive", [](Config& c) -> bool& { return c.tcp_keepalive; }, true,
       "TCP keepalive on client and server connections"));

@@ -1,5 +1,7 @@
 #include "proxy/client_registry.hpp"
 
+#include "proxy/parking.hpp"
+
 namespace pglens::proxy {
 
 std::string_view to_string(ClientState state) {
@@ -16,17 +18,26 @@ std::string_view to_string(ClientState state) {
   return "?";
 }
 
-std::shared_ptr<ClientInfo> ClientRegistry::add(std::uint64_t id) {
+std::shared_ptr<ClientInfo> ClientRegistry::add(std::uint64_t id, Parking* drain) {
   auto info = std::make_shared<ClientInfo>();
   info->id = id;
   std::lock_guard lock(mutex_);
   clients_[id] = info;
+  if (drain != nullptr) drains_[id] = drain;
   return info;
 }
 
 void ClientRegistry::remove(std::uint64_t id) {
   std::lock_guard lock(mutex_);
   clients_.erase(id);
+  drains_.erase(id);
+}
+
+std::size_t ClientRegistry::wake_all() {
+  // Under the lock: an entry's parking lives until its remove(), which waits for the lock.
+  std::lock_guard lock(mutex_);
+  for (auto& [id, parking] : drains_) parking->wake();
+  return drains_.size();
 }
 
 std::size_t ClientRegistry::size() const {

@@ -11,6 +11,8 @@
 
 namespace pglens::proxy {
 
+class Parking;
+
 enum class ClientState : int {
   Login,    // startup and authentication
   Idle,     // logged in, holds no server connection
@@ -37,14 +39,19 @@ struct ClientInfo {
 
 class ClientRegistry {
  public:
-  std::shared_ptr<ClientInfo> add(std::uint64_t id);
+  // drain: woken by wake_all() when pglens starts shutting down; it must outlive the entry
+  // (removed before it is destroyed).
+  std::shared_ptr<ClientInfo> add(std::uint64_t id, Parking* drain = nullptr);
   void remove(std::uint64_t id);
+  // Wakes every client's drain parking; returns how many there were.
+  std::size_t wake_all();
   std::size_t size() const;
   std::vector<std::shared_ptr<const ClientInfo>> snapshot() const;
 
  private:
   mutable std::mutex mutex_;
   std::map<std::uint64_t, std::shared_ptr<ClientInfo>> clients_;
+  std::map<std::uint64_t, Parking*> drains_;
 };
 
 }  // namespace pglens::proxy

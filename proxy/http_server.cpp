@@ -142,8 +142,8 @@ void HttpServer::start() {
   if (!acceptor_.is_open()) return;
   asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
   spdlog::info(
-      "HTTP (the page at /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz) on "
-      "port {}",
+      "HTTP (the page at /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz, "
+      "/livez) on port {}",
       port_);
 }
 
@@ -242,7 +242,7 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
   auto q = target.find('?');
   auto path = target.substr(0, q);
   auto query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  enum class Route { Page, Metrics, Fingerprints, Pools, Advice, Health };
+  enum class Route { Page, Metrics, Fingerprints, Pools, Advice, Health, Live };
   Route route;
   if (path == "/" || path == "/index.html")
     route = Route::Page;
@@ -256,10 +256,12 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
     route = Route::Advice;
   else if (path == "/healthz")
     route = Route::Health;
+  else if (path == "/livez")
+    route = Route::Live;
   else
     return error_reply(
         404, "not found: " + std::string(path) +
-                 " (try /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz)");
+                 " (try /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz, /livez)");
   if (method != "GET") return error_reply(405, "method not allowed: only GET");
   try {
     switch (route) {
@@ -272,6 +274,11 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
       case Route::Pools:
         return pools();
       case Route::Health:
+        // A load balancer or Kubernetes' readiness probe stops sending clients here.
+        if (sources_.draining && sources_.draining())
+          return {503, std::string(kText), "draining\n"};
+        return {200, std::string(kText), "ok\n"};
+      case Route::Live:
         return {200, std::string(kText), "ok\n"};
       case Route::Advice:
         return advice();

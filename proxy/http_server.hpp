@@ -1,5 +1,6 @@
 // pglens' HTTP side (--http HOST:PORT): a page for people at / (proxy/web/index.html), /metrics
-// for Prometheus, a JSON API (/api/fingerprints, /api/pools, /api/advice) and /healthz.
+// for Prometheus, a JSON API (/api/fingerprints, /api/pools, /api/advice), /healthz (ready: 503
+// "draining" while shutting down) and /livez (alive: 200 while the process serves).
 // Boost.Beast HTTP/1.1 on the proxy's io_context, a strand per connection, keep-alive, requests
 // bounded in size and idle time. GET only.
 #pragma once
@@ -38,6 +39,7 @@ class HttpServer {
     std::function<std::vector<prometheus::MetricFamily>()> metrics;  // /metrics
     analyzer::Analyzer* analyzer = nullptr;                          // /api/fingerprints
     rules::Advisor* advisor = nullptr;                               // /api/advice
+    std::function<bool()> draining;  // /healthz answers 503 while true (shutting down)
   };
 
   HttpServer(asio::io_context& io, Sources sources);

@@ -7,9 +7,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "config/command_line.hpp"
+#include "config/pgbouncer_ini.hpp"
 
 #include "proxy/io_backend.hpp"
 #include "proxy/proxy_server.hpp"
@@ -18,17 +23,54 @@
 using namespace pglens::proxy;
 namespace config = pglens::config;
 
+namespace {
+// pglens --from-pgbouncer: the TOML on stdout, each setting not carried on stderr.
+int convert_pgbouncer(const std::string& path) {
+  auto read = [](const std::string& file, std::string* error) -> std::optional<std::string> {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      *error = std::strerror(errno);
+      return std::nullopt;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  std::error_code ec;
+  auto cwd = std::filesystem::current_path(ec);
+  auto out = config::convert_pgbouncer_ini(path, read, ec ? std::string() : cwd.string());
+  if (out.error) {
+    std::cerr << "pglens --from-pgbouncer: " << *out.error << "\n";
+    return 1;
+  }
+  for (const auto& w : out.warnings)
+    std::cerr << "pglens --from-pgbouncer: warning: not carried: " << w << "\n";
+  std::cout << out.toml;
+  return 0;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{
       "pglens: a PostgreSQL proxy that pools connections and explains slow access patterns"};
   config::CommandLine flags(app);
-  std::string report_from, report_format = "text";
+  std::string report_format = "text", pgbouncer_ini;
+  std::vector<std::string> report_from;
+  app.add_option("--from-pgbouncer", pgbouncer_ini,
+                 "print a pglens config (TOML) equivalent to this pgbouncer.ini, and exit")
+      ->check(CLI::ExistingFile);
   auto* report =
       app.add_subcommand("report", "print the advice and top statements of a running pglens");
-  report->add_option("--from", report_from, "its --http address, http://HOST:PORT")->required();
+  report
+      ->add_option("--from", report_from,
+                   "its --http address, http://HOST:PORT; several (repeated or comma-separated): "
+                   "one report of all the replicas")
+      ->required()
+      ->delimiter(',');
   report->add_option("--format", report_format, "text, markdown or json [text]")
       ->check(CLI::IsMember({"text", "markdown", "json"}));
   CLI11_PARSE(app, argc, argv);
+  if (!pgbouncer_ini.empty()) return convert_pgbouncer(pgbouncer_ini);
   if (*report) {
     auto format = report_format == "json"       ? ReportFormat::Json
                   : report_format == "markdown" ? ReportFormat::Markdown

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/drain.hpp"
 #include "proxy/proxy_metrics.hpp"
 #include "proxy/session.hpp"
 
@@ -85,9 +86,10 @@ ProxyServer::ProxyServer(config::Config config, std::string config_path)
                 analyzer_ ? &analyzer_->queue() : nullptr,
                 admin_,
                 [this] { return tls(); },
-                client_tls_failures_},
+                client_tls_failures_,
+                draining_},
       http_(io_, {[this] { return snapshot(); }, [this] { return collect_metrics(); },
-                  analyzer_.get(), advisor_.get()}) {
+                  analyzer_.get(), advisor_.get(), [this] { return draining(); }}) {
   signals_.add(SIGHUP);
 }
 
@@ -190,8 +192,14 @@ void ProxyServer::run() {
         wait_signal();
         return;
       }
-      spdlog::info("signal {} received, shutting down", signal);
-      stop();
+      if (draining_) {
+        spdlog::warn("signal {} received while draining: exiting at once", signal);
+        stop();
+        return;
+      }
+      spdlog::info("signal {} received, draining", signal);
+      shutdown_gracefully();
+      wait_signal();  // a second one stops at once
     });
   };
   wait_signal();
@@ -213,12 +221,26 @@ void ProxyServer::stop() {
 }
 
 void ProxyServer::shutdown_gracefully() {
-  shutting_down_ = true;
+  if (draining_.load()) return;
+  auto timeout = config()->shutdown_timeout;
+  drain_deadline_ = (Clock::now() + timeout).time_since_epoch().count();  // before the flag
+  if (draining_.exchange(true)) return;
+  if (timeout == pool::Duration::zero()) {
+    spdlog::info("shutdown_timeout is 0: exiting at once");
+    stop();
+    return;
+  }
   asio::post(io_, [this] {
     error_code ignored;
     acceptor_.close(ignored);
   });
   pause_.resume();  // paused sessions must be able to finish
+  auto progress = drain_progress(clients_.snapshot());
+  clients_.wake_all();
+  spdlog::info(
+      "shutting down: no new clients; {} client(s) closed as each finishes its transaction ({} in "
+      "a transaction now), for at most {} s (shutdown_timeout)",
+      progress.sessions, progress.in_transaction, std::chrono::duration<double>(timeout).count());
 }
 
 bool ProxyServer::reload(std::string* error) {
@@ -328,15 +350,24 @@ awaitable<void> ProxyServer::maintenance_loop() {
     auto [ec] = co_await timer.async_wait(use_nothrow);
     if (ec) co_return;
     for (auto& pool : pools()) pool->tick();
-    if (shutting_down_) {
-      bool busy = false;
-      for (const auto& c : clients_.snapshot())
-        if (c->state.load() == ClientState::Active || c->state.load() == ClientState::Waiting)
-          busy = true;
-      if (!busy) {
-        spdlog::info("shutdown: no client holds a server connection, exiting");
-        stop();
-        co_return;
+    if (draining_) {
+      auto progress = drain_progress(clients_.snapshot());
+      auto deadline = Clock::time_point(Clock::duration(drain_deadline_.load()));
+      switch (drain_step(progress, Clock::now(), deadline)) {
+        case DrainStep::Wait:
+          break;
+        case DrainStep::Done:
+          spdlog::info(
+              "shutdown: no client holds a server connection, every client has left; exiting");
+          stop();
+          co_return;
+        case DrainStep::TimedOut:
+          spdlog::warn(
+              "shutdown_timeout reached: closing {} client(s), {} of them in a transaction "
+              "(rolled back)",
+              progress.sessions, progress.in_transaction);
+          stop();
+          co_return;
       }
     }
   }

@@ -41,8 +41,11 @@ class ProxyServer {
   void run();
   // Stops at once: every session ends.
   void stop();
-  // Stops accepting; exits once no client holds a server connection (SHUTDOWN).
+  // Drains (SIGTERM, SIGINT, SHUTDOWN): stops accepting, /healthz answers 503, each client is
+  // closed as soon as it is between transactions; exits once none is left, or at
+  // shutdown_timeout. Again while draining: nothing more (a second signal stops at once).
   void shutdown_gracefully();
+  bool draining() const { return draining_.load(); }
 
   std::shared_ptr<const config::Config> config() const;
   std::shared_ptr<const TlsContexts> tls() const;
@@ -92,7 +95,9 @@ class ProxyServer {
   asio::signal_set signals_;
   std::uint16_t bound_port_ = 0;
   std::atomic<std::uint64_t> next_session_id_{1};
-  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> draining_{false};
+  // When a drain gives up waiting: a steady_clock count, written before draining_ is set.
+  std::atomic<Clock::rep> drain_deadline_{0};
   Clock::time_point started_at_ = Clock::now();
 
   prometheus::Histogram& pool_wait_;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace pglens::proxy {
 
@@ -15,7 +16,21 @@ enum class ReportFormat { Text, Markdown, Json };
 std::string render_report(const nlohmann::json& advice, const nlohmann::json& fingerprints,
                           ReportFormat format, const nlohmann::json& pools = {});
 
-// Fetches both from `from` ("http://HOST:PORT") and prints the report; returns the exit status.
-int run_report(const std::string& from, ReportFormat format);
+// What one pglens answers: /api/advice, /api/fingerprints, /api/pools.
+struct ReplicaAnswers {
+  nlohmann::json advice, fingerprints, pools;
+};
+
+// Several replicas' answers as one pglens' (pure, for tests). Statements are merged by
+// fingerprint, database, user and application: calls, errors, rows and total time summed, mean
+// recomputed, min the least, max and the percentiles the greatest of the replicas' (an upper
+// bound: the replicas' histograms are not summed), sorted by total time again. Findings are
+// merged by rule, fingerprint and parent: counts and estimated savings summed, resolved only
+// where every replica has it resolved. Pools by database and user: counters summed.
+ReplicaAnswers merge_replicas(const std::vector<ReplicaAnswers>& replicas, std::size_t top = 10);
+
+// Fetches the answers from each of `from` ("http://HOST:PORT"), merges them when there are
+// several, and prints the report; returns the exit status.
+int run_report(const std::vector<std::string>& from, ReportFormat format);
 
 }  // namespace pglens::proxy

@@ -51,8 +51,9 @@ class ClientSession {
         to_client_(client_.get_executor()),
         to_server_(client_.get_executor()),
         server_ready_(client_.get_executor()),
-        client_ready_(client_.get_executor()) {
-    info_ = ctx_.clients.add(id_);
+        client_ready_(client_.get_executor()),
+        drain_ready_(client_.get_executor()) {
+    info_ = ctx_.clients.add(id_, &drain_ready_);
     error_code ec;
     auto remote = client_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -142,13 +143,16 @@ class ClientSession {
                  to_string(config_->pool_mode_for(route)));
     pool_->traffic.bytes_received += pending().size();
 
+    // Registered with its drain parking first, then the flag read: a shutdown either is seen
+    // here or wakes drain_watch().
+    if (ctx_.draining.load()) core_->on_shutdown(Clock::now());
     core_->start(Clock::now());
     co_await carry_out();
     if (!ended_) {
       if (timeout_period().count() > 0)
-        co_await (client_reader() || server_reader() || timer_loop());
+        co_await (client_reader() || server_reader() || timer_loop() || drain_watch());
       else
-        co_await (client_reader() || server_reader());
+        co_await (client_reader() || server_reader() || drain_watch());
     }
 
     // Both readers have stopped: the server connection goes back or is closed.
@@ -249,6 +253,19 @@ class ClientSession {
         continue;
       }
       wake = due ? std::min(*due, now + timeout_period()) : now + timeout_period();
+    }
+  }
+
+  // Waits for a shutdown, then tells the core, which closes the client now if it is between
+  // transactions, else when its transaction is done (the readers carry that out). Returns only
+  // once the session is over: its return ends the other branches.
+  awaitable<void> drain_watch() {
+    while (!ended_) {
+      auto ec = co_await drain_ready_.wait();
+      if (ec) co_return;  // the session ended first
+      if (ended_ || !ctx_.draining.load()) continue;
+      core_->on_shutdown(Clock::now());
+      co_await carry_out();
     }
   }
 
@@ -401,6 +418,7 @@ class ClientSession {
   PeerWriter to_client_, to_server_;
   Parking server_ready_;          // woken by ReadServer
   Parking client_ready_;          // woken by ResumeClient
+  Parking drain_ready_;           // woken when pglens starts shutting down
   bool server_readable_ = false;  // ReadServer came, no Release since
   bool server_parked_ = false, client_parked_ = false;
   bool ended_ = false;  // CloseClient came

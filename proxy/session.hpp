@@ -50,6 +50,8 @@ struct SessionContext {
   // The TLS contexts of the last (re)load; a session keeps the one it started with.
   std::function<std::shared_ptr<const TlsContexts>()> tls;
   std::atomic<std::uint64_t>& client_tls_failures;  // handshakes with clients that failed
+  // Shutting down: set before the clients' drain parkings are woken (ClientRegistry::wake_all).
+  const std::atomic<bool>& draining;
 };
 
 // tcp_keepalive and its idle, interval and count, as configured.

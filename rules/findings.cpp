@@ -34,6 +34,7 @@ nlohmann::json Finding::to_json() const {
   j["rule"] = rule;
   j["severity"] = std::string(to_string(severity));
   j["fingerprint"] = fingerprint;
+  j["parent"] = parent;  // with rule and fingerprint, what names it (merging replicas' reports)
   j["query"] = query;
   j["database"] = database;
   j["user"] = user;

@@ -40,6 +40,10 @@ SessionCore::SessionCore(SessionSettings settings, std::unique_ptr<ExecutionTrac
 void SessionCore::start(TimePoint now) {
   now_ = client_active_at_ = answered_at_ = now;
   phase_ = Phase::Login;
+  if (draining_) {
+    fatal("57P03", "pglens is shutting down", "shutting down");
+    return;
+  }
   emit(Action::Kind::Acquire);
 }
 
@@ -107,6 +111,7 @@ void SessionCore::server_ready() {
   if (server_ != nullptr) read_server();
   if (retrying_) replay();
   resume_client();
+  if (draining_) close_if_at_rest();
 }
 
 void SessionCore::resume_client() {
@@ -227,6 +232,31 @@ void SessionCore::close_client(std::string reason) {
 void SessionCore::fatal(std::string_view sqlstate, std::string_view message, std::string reason) {
   to_client_.own([&](Bytes& b) { protocol::make_error(sqlstate, message, "FATAL").encode(b); });
   close_client(std::move(reason));
+}
+
+// ---- shutdown ----
+
+void SessionCore::on_shutdown(TimePoint now) {
+  now_ = now;
+  draining_ = true;
+  if (phase_ == Phase::New) return;  // start() refuses the login
+  close_if_at_rest();
+}
+
+bool SessionCore::at_rest() const {
+  if (phase_ != Phase::Running || status_ != 'I' || !ledger_.empty() || task_ != Task::None ||
+      waiting_type_ != 0 || retrying_ || unsynced_ || local_batch_ || skip_until_sync_ ||
+      !client_decoder_.at_boundary())
+    return false;
+  // Transaction and statement mode give the connection back between transactions; session mode
+  // keeps it, idle.
+  return settings_.mode == PoolMode::Session ? server_at_boundary_ : server_ == nullptr;
+}
+
+void SessionCore::close_if_at_rest() {
+  // 57P01 (admin_shutdown), as Postgres' own shutdown says it: drivers and pools take it for a
+  // connection to drop and open again, elsewhere.
+  if (at_rest()) fatal("57P01", "pglens is shutting down", "shutting down");
 }
 
 // ---- faults ----
@@ -407,7 +437,10 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
     used += r.consumed;
     if (task_ != Task::None) {
       if (r.status == DecodeStatus::Frame) on_task_frame(r.frame, used == input.size());
-      if (server_ == nullptr) return;  // the task ended and the connection went
+      if (server_ == nullptr) {  // the task ended and the connection went
+        if (draining_) close_if_at_rest();
+        return;
+      }
       continue;
     }
     if (r.status == DecodeStatus::NeedMore) {
@@ -438,6 +471,7 @@ void SessionCore::on_server_bytes(ByteView input, TimePoint now) {
   if (!session_mode && server_ != nullptr && task_ == Task::None && waiting_type_ == 0 &&
       server_at_boundary_ && ledger_.empty() && status_ == 'I' && !unsynced_ && !skip_until_sync_)
     release_when_done();
+  if (draining_) close_if_at_rest();
 }
 
 // Observes (all modes) and, outside session mode, re-encodes one server frame for the client.

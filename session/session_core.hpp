@@ -128,6 +128,9 @@ class SessionCore {
   void on_server_lost(std::string_view reason, TimePoint now);
   // The deadline() passed (or may have: the core checks).
   void on_timer(TimePoint now);
+  // pglens is shutting down: the client is closed with FATAL 57P01 as soon as it is at_rest(),
+  // now or when what it has in flight is answered; a login not yet done is refused (57P03).
+  void on_shutdown(TimePoint now);
   // Both readers have stopped: the server connection, if one is held, goes back (clean, after
   // server_reset_query in session mode: read the server until holds_server() is false) or is
   // closed (after a CancelServer when a request may still run there).
@@ -152,6 +155,9 @@ class SessionCore {
   // When on_timer() should come next (query_timeout, idle_transaction_timeout,
   // client_idle_timeout), or nullopt for none.
   std::optional<TimePoint> deadline() const;
+  // Between transactions with nothing in flight either way: closing the client now loses
+  // nothing (what it sends next has not reached pglens, or waits unread).
+  bool at_rest() const;
   // From the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' in a failed one.
   char transaction_status() const { return status_; }
   // The client's tracked parameters as they stand (SET application_name follows the client).
@@ -223,6 +229,8 @@ class SessionCore {
   void fail_login(protocol::ErrorResponse error);
   void close_client(std::string reason);
   void fatal(std::string_view sqlstate, std::string_view message, std::string reason);
+  // Shutting down: closes the client if it is at rest.
+  void close_if_at_rest();
 
   SessionSettings settings_;
   std::unique_ptr<ExecutionTracker> tracker_;
@@ -251,6 +259,7 @@ class SessionCore {
   Task task_ = Task::None;
   std::optional<protocol::ErrorResponse> task_error_;
   bool client_paused_ = true;  // until logged in
+  bool draining_ = false;      // on_shutdown() came
   char waiting_type_ = 0;      // the message that asked for the server being acquired
 
   std::map<std::string, std::string> client_params_;

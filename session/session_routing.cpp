@@ -114,6 +114,7 @@ std::size_t SessionCore::on_client_bytes(ByteView input, TimePoint now) {
     ByteView raw = whole ? consumed : ByteView{};
     if (route(f, raw) && replayable_) record(f, raw);
   }
+  if (draining_) close_if_at_rest();  // a Sync answered here can end what was in flight
   return used;
 }
 
