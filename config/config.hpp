@@ -38,7 +38,7 @@ struct Config {
   Upstream upstream;     // default route for databases not in [databases]
   unsigned threads = 1;  // see pglens.example.toml
   // "auto", "io_uring" or "epoll" as configured; once running, the backend in use.
-  std::string io_backend = "auto";
+  std::string io_backend = "epoll";
   PoolMode pool_mode = PoolMode::Transaction;
   pool::PoolSettings pool;  // pool_size, min_pool_size, max_overflow, pool_timeout, pool_recycle,
                             // pool_pre_ping, server_check_delay, overflow_idle_timeout,

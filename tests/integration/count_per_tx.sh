@@ -15,7 +15,7 @@ cat "$work/table.md"
 import json, sys
 rows = json.load(open(sys.argv[1]))
 proxies = {r["proxy"] for r in rows}
-assert "pglens" in proxies, rows
+assert {"pglens:io_uring", "pglens:epoll"} <= proxies, proxies
 for r in rows:
     assert r["transactions"] == 160, r
     assert 1_000 < r["instructions"] < 1_000_000, r
