@@ -260,8 +260,9 @@ HttpReply HttpServer::handle(std::string_view method, std::string_view target) c
     route = Route::Live;
   else
     return error_reply(
-        404, "not found: " + std::string(path) +
-                 " (try /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz, /livez)");
+        404,
+        "not found: " + std::string(path) +
+            " (try /, /metrics, /api/fingerprints, /api/pools, /api/advice, /healthz, /livez)");
   if (method != "GET") return error_reply(405, "method not allowed: only GET");
   try {
     switch (route) {

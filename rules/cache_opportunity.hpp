@@ -11,9 +11,9 @@
 // Only plain reads: no INSERT/UPDATE/DELETE/MERGE, no SELECT ... FOR UPDATE/SHARE, no
 // data-modifying CTE or SELECT INTO, no volatile function (nextval, now(), random()...), as the
 // shape tells them; failed statements are left out, and so are the children of an N+1 loop
-// (the Advisor does not pass them: loading them with their parent is the fix). Memory is bounded: at most
-// cache_max_keys (fingerprint, identity, parameters) keys, the least recently called dropped
-// first, and as many fingerprints.
+// (the Advisor does not pass them: loading them with their parent is the fix). Memory is bounded:
+// at most cache_max_keys (fingerprint, identity, parameters) keys, the least recently called
+// dropped first, and as many fingerprints.
 #pragma once
 
 #include <chrono>
