@@ -124,14 +124,8 @@ std::unique_ptr<ServerConnection> ServerPool::take_held(pool::ConnId id) {
   auto conn = std::move(*it);
   if (conn->watched) {  // whoever takes it reads it now; the watch's handler finds it gone
     conn->watched = false;
-#ifndef PGLENS_IO_BACKEND_IO_URING
     error_code ignored;
     conn->stream.socket().cancel(ignored);
-#endif
-    // Under io_uring the watch is left to complete: Asio cancels a ring operation
-    // asynchronously, and a read started on the socket meanwhile could lose its answer (seen as
-    // sessions waiting forever for their server's reply). The read queues behind the watch and
-    // is submitted as soon as the watch completes, when the server's answer makes it readable.
   }
   *it = std::move(held_.back());
   held_.pop_back();

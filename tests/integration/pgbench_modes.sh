@@ -4,6 +4,11 @@
 source "$(dirname "$0")/../support/lib.sh"
 start_pglens --upstream "postgresql://127.0.0.1:$PG_DIRECT_PORT" --pool-mode session --pool-size 32
 seconds=${PGLENS_PGBENCH_SECONDS:-10}
+backend=$(grep -oP 'I/O backend: \K[a-z_]+' "$PGLENS_LOG" | tail -1)
+echo "I/O backend: $backend"
+case "${PGLENS_TEST_ARGS:-}" in
+  *io_uring*) [ "$backend" = io_uring ] || fail "asked for io_uring, runs '$backend'" ;;
+esac
 
 pgbench_database modes 4
 for mode in simple extended prepared; do

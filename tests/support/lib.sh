@@ -40,10 +40,12 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# start_pglens ARGS... : sets PGLENS_PORT; --listen is added here.
+# start_pglens ARGS... : sets PGLENS_PORT; --listen is added here, and PGLENS_TEST_ARGS (words:
+# "--io-backend io_uring" for the suite's io_uring run).
 start_pglens() {
   PGLENS_PORT=$(free_port)
-  "$PGLENS_BIN" --listen "127.0.0.1:$PGLENS_PORT" "$@" >>"$PGLENS_LOG" 2>&1 &
+  # shellcheck disable=SC2086
+  "$PGLENS_BIN" --listen "127.0.0.1:$PGLENS_PORT" "$@" ${PGLENS_TEST_ARGS:-} >>"$PGLENS_LOG" 2>&1 &
   PGLENS_PID=$!
   for _ in $(seq 1 200); do
     if (echo >"/dev/tcp/127.0.0.1/$PGLENS_PORT") 2>/dev/null; then return 0; fi
