@@ -310,6 +310,10 @@ bool is_transaction_control(StatementKind kind) {
 }
 
 QueryShape analyze_query(std::string_view sql) {
+  return analyze_query(sql, nullptr);
+}
+
+QueryShape analyze_query(std::string_view sql, std::vector<Constant>* constants_out) {
   QueryShape shape;
   std::string text(sql);  // libpg_query wants a NUL-terminated string
   PgQueryParseResult parsed = pg_query_parse(text.c_str());
@@ -363,10 +367,13 @@ QueryShape analyze_query(std::string_view sql) {
       std::vector<std::pair<int, std::string>> constants;
       collect_constants(body, constants);
       std::sort(constants.begin(), constants.end());  // the tree's keys are not in text order
-      for (auto& [location, text] : constants) {
-        if (s.literals.size() == 32) break;
-        s.literals.push_back(std::move(text));
+      for (const auto& [location, text] : constants) {
+        if (s.literals.size() == kMaxLiterals) break;
+        s.literals.push_back(text);
       }
+      if (constants_out && shape.statements.empty())
+        for (auto& [location, text] : constants)
+          constants_out->push_back({location, std::move(text)});
     }
     PgQueryFingerprintResult fp = pg_query_fingerprint(piece.c_str());
     if (fp.error == nullptr) {

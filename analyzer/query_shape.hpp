@@ -3,6 +3,7 @@
 // callers go through FingerprintCache.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,6 +36,8 @@ enum class StatementKind {
 std::string_view to_string(StatementKind kind);
 bool is_transaction_control(StatementKind kind);
 
+inline constexpr std::size_t kMaxLiterals = 32;
+
 struct StatementShape {
   std::uint64_t fingerprint = 0;  // libpg_query's; for unparseable text a hash of the text
   std::string fingerprint_hex;    // 16 hex digits
@@ -45,8 +48,8 @@ struct StatementShape {
   int in_list_size = 0;          // largest `IN (...)` list or `= ANY(ARRAY[...])` literal
   bool any_array_param = false;  // `= ANY($n)`: the size is in the parameter
   std::string target_table;      // INSERT/UPDATE/DELETE/COPY: the table, as written
-  // Constants in the text, in order (what $1, $2... of `normalized` stand for), at most 32:
-  // a simple-protocol client's parameters.
+  // Constants in the text, in order (what $1, $2... of `normalized` stand for), at most
+  // kMaxLiterals: a simple-protocol client's parameters.
   std::vector<std::string> literals;
   // What the database standards' grading (analyzer/standard.hpp) reads off a SELECT's tree.
   struct ReadShape {
@@ -69,6 +72,16 @@ struct QueryShape {
 };
 
 QueryShape analyze_query(std::string_view sql);
+
+// A constant of the parse tree: where it starts in the text (a folded minus sign's position for
+// a negative number) and its value as `literals` shows it.
+struct Constant {
+  int location = 0;
+  std::string text;
+};
+// The same, also giving every constant of the first statement (not only kMaxLiterals), in text
+// order: what FingerprintCache checks its templates against.
+QueryShape analyze_query(std::string_view sql, std::vector<Constant>* constants);
 
 // A fingerprint as it is shown everywhere: 16 hex digits.
 std::string fingerprint_hex(std::uint64_t fingerprint);
