@@ -61,11 +61,12 @@ const std::shared_ptr<const QueryShape>& FingerprintCache::exact(std::string_vie
 }
 
 // Where each constant of `constants` comes from in `sql` (blanked as `skeleton`), when every
-// blanked token is exactly one of them and gives its value; nullopt otherwise.
+// blanked token is exactly one of them and gives its value; nullopt otherwise. Per constant: the
+// token's index, and in `kinds` 0 (the token), 1 (the token after a folded minus) or 2 (no token:
+// part of the skeleton).
 static std::optional<std::vector<std::uint32_t>> match_constants(
     std::string_view sql, const Skeleton& skeleton, const std::vector<Constant>& constants,
     std::vector<std::uint8_t>& kinds) {
-  // Per constant: (kind << 24) | token, kind 0 token, 1 negated token, 2 fixed.
   std::vector<std::uint32_t> out;
   std::vector<bool> used(skeleton.literals.size(), false);
   std::string value;
