@@ -19,8 +19,9 @@
 # Each is divided by clients × N. Instructions and allocations repeat to within a few tenths
 # of a percent; syscalls within ~2% (how many reads end in EAGAIN depends on timing a little).
 # Printed as a table; --json writes the figures too. A run of the whole matrix takes ~10 min.
-# Known here (2026-12-07): under valgrind, pglens-io_uring's first server connect sometimes
-# never completes (natively it does); if the io_uring leg stalls, run with --backends epoll.
+# Known: valgrind holds its global lock through a blocking io_uring_enter, so pglens-io_uring's
+# resolver thread can starve under it and the io_uring leg stall (liburing issue #657); then run
+# with --backends epoll.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
