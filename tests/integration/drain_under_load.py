@@ -25,21 +25,14 @@ import urllib.request
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from pglens_test import cluster_port, free_port, wait_until_listening  # noqa: E402
+from pglens_test import (check, cluster_port, failures, free_port, stop,  # noqa: E402
+                         wait_until_listening)
 
 PGLENS = os.environ.get("PGLENS_BIN", "build/bin/pglens")
 PGPORT = cluster_port()
 DB = f"pglens_drain_{os.getpid()}"
 WORK = tempfile.mkdtemp(prefix="pglens-drain-")
 RUNNING = []
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message)
-    return condition
 
 
 def direct(sql):
@@ -52,10 +45,7 @@ def direct(sql):
 
 @atexit.register
 def cleanup():
-    for p in RUNNING:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    stop(RUNNING, kill=True)
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-p", PGPORT, "-U", "postgres", "--if-exists",
                     "--force", DB], capture_output=True)
 

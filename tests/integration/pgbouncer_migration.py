@@ -22,28 +22,18 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from pglens_test import cluster_port, free_port, wait_until_listening  # noqa: E402
+from pglens_test import (check, cluster_port, failures, free_port, stop,  # noqa: E402
+                         wait_until_listening)
 
 PGLENS = os.environ.get("PGLENS_BIN", "build/bin/pglens")
 PGPORT = cluster_port()
 WORK = tempfile.mkdtemp(prefix="pglens-pgbouncer-")
 RUNNING = []
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message)
-    return condition
 
 
 @atexit.register
 def cleanup():
-    for p in RUNNING:
-        if p.poll() is None:
-            p.terminate()
-            p.wait()
+    stop(RUNNING)
     shutil.rmtree(WORK, ignore_errors=True)
 
 

@@ -15,7 +15,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from pglens_test import cluster_port, free_port, wait_until_listening  # noqa: E402
+from pglens_test import (check, cluster_port, failures, free_port, stop,  # noqa: E402
+                         wait_until_listening)
 
 PGLENS = os.environ.get("PGLENS_BIN", "build/bin/pglens")
 WORKLOAD = os.path.join(os.path.dirname(PGLENS), "pglens-demo-workload")
@@ -23,22 +24,11 @@ PGPORT = cluster_port()
 DB = f"pglens_replicas_{os.getpid()}"
 WORK = tempfile.mkdtemp(prefix="pglens-replicas-")
 RUNNING = []
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message)
-    return condition
 
 
 @atexit.register
 def cleanup():
-    for p in RUNNING:
-        if p.poll() is None:
-            p.terminate()
-            p.wait()
+    stop(RUNNING)
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-p", PGPORT, "-U", "postgres", "--if-exists",
                     "--force", DB], capture_output=True)
 

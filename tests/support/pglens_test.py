@@ -1,5 +1,5 @@
-"""What the Python integration tests share: the test cluster's port, free ports, and waiting for
-a pglens they started to listen."""
+"""What the Python integration tests share: the test cluster's port, free ports, waiting for a
+pglens they started to listen, checks that collect failures, and stopping what they started."""
 import os
 import socket
 import time
@@ -28,3 +28,21 @@ def wait_until_listening(port):
         except OSError:
             time.sleep(0.025)
     raise SystemExit("pglens did not start")
+
+
+failures = []  # every failed check's message; a test exits non-zero when it is not empty
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+        print("FAIL:", message)
+    return condition
+
+
+def stop(processes, kill=False):
+    """Ends the processes still running (SIGTERM, or SIGKILL with kill) and waits for them."""
+    for p in processes:
+        if p.poll() is None:
+            p.kill() if kill else p.terminate()
+            p.wait()
