@@ -36,10 +36,10 @@ const std::shared_ptr<const QueryShape>& FingerprintCache::get(std::string_view 
     return it->second->shape;
   }
   skeletonize(sql, skeleton_);
-  if (skeleton_.literals.empty()) return exact(sql);
+  if (skeleton_.literals.empty()) return parse_text(sql);
   if (auto it = index_.find(skeleton_.text); it != index_.end()) {
     order_.splice(order_.begin(), order_, it->second);
-    if (!it->second->usable) return exact(sql);
+    if (!it->second->usable) return parse_text(sql);
     ++hits_;
     ++template_hits_;
     return from_template(sql, *it->second);
@@ -48,12 +48,8 @@ const std::shared_ptr<const QueryShape>& FingerprintCache::get(std::string_view 
   return missed_;
 }
 
-const std::shared_ptr<const QueryShape>& FingerprintCache::exact(std::string_view sql) {
-  if (auto it = index_.find(sql); it != index_.end() && !it->second->is_template) {
-    ++hits_;
-    order_.splice(order_.begin(), order_, it->second);
-    return it->second->shape;
-  }
+// Called once get() found no entry for the text itself.
+const std::shared_ptr<const QueryShape>& FingerprintCache::parse_text(std::string_view sql) {
   ++misses_;
   missed_ = std::make_shared<const QueryShape>(analyze_query(sql));
   insert(Entry{std::string(sql), missed_, false, false, {}});

@@ -56,7 +56,7 @@ class FingerprintCache {
     std::vector<LiteralSource> sources;
   };
 
-  const std::shared_ptr<const QueryShape>& exact(std::string_view sql);
+  const std::shared_ptr<const QueryShape>& parse_text(std::string_view sql);  // by text, a miss
   void make_template(std::string_view sql);
   const std::shared_ptr<const QueryShape>& from_template(std::string_view sql, const Entry& e);
   void insert(Entry entry);
